@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck bench demo migrate clean
+
+$(BIN)/dutyline: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("dutyline needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(BIN)/dutyline
+
+## make run: install, migrate, load the Beijing units and the demo, serve on http://$(HOST):$(PORT)
+run: $(BIN)/dutyline
+	$(BIN)/dutyline demo
+	$(BIN)/dutyline serve --host $(HOST) --port $(PORT)
+
+## make test: the whole suite (SQLite by default; set TEST_DATABASE_URL for PostgreSQL)
+test: $(BIN)/dutyline
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/dutyline
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+typecheck: $(BIN)/dutyline
+	$(BIN)/mypy app
+
+migrate: $(BIN)/dutyline
+	$(BIN)/dutyline migrate
+
+demo: $(BIN)/dutyline
+	$(BIN)/dutyline demo
+
+bench: $(BIN)/dutyline
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,1 @@
+"""dutyline: emergency duty rosters and three-tier incident escalation."""

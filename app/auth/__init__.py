@@ -1,0 +1,1 @@
+"""Authentication (passwords, JWT, API keys) and authority: the Principal and its scope checks."""

@@ -1,0 +1,81 @@
+"""Sign-in with throttling, and the principal behind a bearer token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import Session, select
+
+from app.auth import passwords
+from app.auth.models import LoginFailure
+from app.auth.principal import Principal, permissions_for_roles
+from app.clock import Clock
+from app.errors import TooManyRequests, Unauthenticated
+from app.org.models import Person, Unit
+
+# One address may fail for many usernames before it is throttled as a whole (an office behind one NAT).
+IP_FAILURE_FACTOR = 4
+
+
+def sign_in(
+    session: Session,
+    *,
+    clock: Clock,
+    username: str,
+    password: str,
+    client_ip: str,
+    max_failures: int,
+    window_seconds: int,
+) -> Person | None:
+    """The person for these credentials, or None (the failure is recorded for throttling).
+
+    Raises TooManyRequests while the username or the address is throttled, before looking at the
+    password, so a throttled guesser learns nothing.
+    """
+    now = clock.now()
+    since = now - timedelta(seconds=window_seconds)
+    session.exec(delete(LoginFailure).where(LoginFailure.at < since))  # type: ignore[call-overload,arg-type]
+    by_user, by_ip = session.exec(
+        select(
+            func.count().filter(LoginFailure.username == username),
+            func.count().filter(LoginFailure.client_ip == client_ip),
+        ).where(
+            LoginFailure.at >= since,  # type: ignore[arg-type]
+            or_(LoginFailure.username == username, LoginFailure.client_ip == client_ip),  # type: ignore[arg-type]
+        )
+    ).one()
+    if by_user >= max_failures or by_ip >= max_failures * IP_FAILURE_FACTOR:
+        raise TooManyRequests("too many failed sign-ins; try again later", retry_after=window_seconds)
+    person = session.exec(select(Person).where(Person.username == username)).first()
+    hashed = person.password_hash if person is not None and person.active else None
+    if passwords.verify_password(password, hashed) and person is not None:
+        session.exec(delete(LoginFailure).where(LoginFailure.username == username))  # type: ignore[call-overload,arg-type]
+        return person
+    session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
+    session.flush()
+    return None
+
+
+def person_principal(session: Session, person_id: int) -> Principal:
+    """The principal of an active person, scoped to their home unit's subtree."""
+    row = session.exec(
+        select(Person, Unit).join(Unit, Unit.id == Person.unit_id).where(Person.id == person_id)  # type: ignore[arg-type]
+    ).first()
+    if row is None or not row[0].active:
+        raise Unauthenticated("the account is unknown or deactivated")
+    person, unit = row
+    return principal_of(person, unit)
+
+
+def principal_of(person: Person, unit: Unit) -> Principal:
+    return Principal(
+        kind="person",
+        id=person.id,
+        label=f"person:{person.id}:{person.username or person.name}",
+        permissions=permissions_for_roles(person.roles),
+        unit_id=unit.id,
+        unit_code=unit.code,
+        unit_path=unit.path,
+        roles=frozenset(person.roles),
+    )

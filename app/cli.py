@@ -1,0 +1,207 @@
+"""The `dutyline` command. Every subcommand reads DATABASE_URL; errors are one line on stderr, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.auth.principal import Principal
+from app.clock import SystemClock
+from app.config import get_settings
+from app.db import make_engine, transaction
+from app.errors import DomainError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+CLOCK = SystemClock()
+ACTOR = Principal.system("cli")
+
+
+def _engine() -> Engine:
+    settings = get_settings()
+    return make_engine(settings.database_url)
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    from app import migrate
+
+    migrate.upgrade(get_settings().database_url)
+    print("database is at the newest schema")
+
+
+def cmd_load_units(args: argparse.Namespace) -> None:
+    from app.org import units
+
+    path = Path(args.file) if args.file else units.default_data_path()
+    rows = units.read_units_file(path)
+    with transaction(_engine()) as session:
+        result = units.load_units(session, rows)
+    print(
+        f"units from {path.name}: {result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged ({result.total} in all)"
+    )
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    from app.org import people
+    from app.org.schemas import PersonCreate
+
+    data = PersonCreate(
+        name=args.name,
+        phone=args.phone,
+        unit_code=args.unit,
+        roles=args.role,
+        username=args.username,
+        password=args.password,
+    )
+    with transaction(_engine()) as session:
+        person, unit = people.create(session, clock=CLOCK, actor=ACTOR, data=data)
+    print(f"created person {person.id} {person.username} ({', '.join(person.roles)}) at {unit.code} {unit.name}")
+
+
+def cmd_create_agency(args: argparse.Namespace) -> None:
+    from app.org import agencies
+    from app.org.schemas import AgencyCreate
+
+    data = AgencyCreate(code=args.code, name=args.name, kind=args.kind, unit_code=args.unit)
+    with transaction(_engine()) as session:
+        agency, unit = agencies.create(session, clock=CLOCK, actor=ACTOR, data=data)
+    print(f"created agency {agency.code} ({agency.kind}) scoped to {unit.code if unit else 'the whole tree'}")
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> None:
+    from app.org import agencies
+
+    with transaction(_engine()) as session:
+        new, agency = agencies.create_key(
+            session, clock=CLOCK, actor=ACTOR, code=args.agency, scopes=args.scopes.split(",")
+        )
+    print(
+        f"API key {new.record.prefix} for {agency.code} with scopes {','.join(new.record.scopes)}; "
+        "it is shown once, store it now:"
+    )
+    print(new.key)
+
+
+def cmd_revoke_api_key(args: argparse.Namespace) -> None:
+    from app.org import agencies
+
+    with transaction(_engine()) as session:
+        agencies.revoke_key(session, clock=CLOCK, actor=ACTOR, prefix=args.prefix)
+    print(f"API key {args.prefix} is revoked")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app import logs, migrate
+
+    settings = get_settings()
+    if migrate.pending(settings.database_url):
+        raise SystemExit("error: the database schema is not up to date; run `dutyline migrate` first")
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
+
+
+def cmd_demo(_: argparse.Namespace) -> None:
+    from app import demo, migrate
+    from app.org import units
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    with transaction(_engine()) as session:
+        units.load_units(session, units.read_units_file(units.default_data_path()))
+        report = demo.install(session, clock=CLOCK)
+    print(report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dutyline",
+        description="Emergency duty rosters and three-tier incident escalation. "
+        "Every command uses the database named by DATABASE_URL (default: sqlite:///./var/dutyline.db).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("migrate", cmd_migrate, "create or upgrade the database schema (Alembic)")
+    p = add("load-units", cmd_load_units, "load the division tree from a JSON file (default: Beijing); idempotent")
+    p.add_argument("file", nargs="?", help="a file shaped like beijing-divisions.json")
+    p = add("create-user", cmd_create_user, "add a person who can sign in")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--phone", required=True, help="a mobile number, e.g. +8613800000001")
+    p.add_argument("--unit", required=True, help="the home unit's code, e.g. 110106")
+    p.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        choices=["admin", "unit_admin", "duty_officer", "leader", "viewer"],
+        help="repeat for more roles",
+    )
+    p = add("create-agency", cmd_create_agency, "register an agency system (police, fire, ambulance, ...)")
+    p.add_argument("--code", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--kind", required=True, choices=["police", "fire", "ambulance", "gas", "health", "traffic", "other"]
+    )
+    p.add_argument("--unit", help="limit the agency to this unit's subtree")
+    p = add("create-api-key", cmd_create_api_key, "make an API key for an agency; the key is the last line printed")
+    p.add_argument("--agency", required=True, help="agency code")
+    p.add_argument("--scopes", required=True, help="comma-separated, e.g. incidents:write,incidents:read")
+    p = add("revoke-api-key", cmd_revoke_api_key, "revoke an API key by its prefix")
+    p.add_argument("--prefix", required=True)
+    p = add("serve", cmd_serve, "serve the API and console with uvicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-For is trusted (for the sign-in throttle)",
+    )
+    add("demo", cmd_demo, "migrate, load Beijing and install demo people, admin and agency keys (idempotent)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DomainError as exc:
+        detail = "; ".join(f"{f.field}: {f.message}" for f in exc.fields[:5])
+        print(
+            f"error: {exc.message}" + (f" ({detail})" if detail and detail not in exc.message else ""), file=sys.stderr
+        )
+        sys.exit(1)
+    except Exception as exc:  # the CLI's contract is one line on stderr, not a traceback
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+            )
+            print(f"error: {problems}", file=sys.stderr)
+        else:
+            print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""create_app(): routers, error handlers, middleware and the lifespan that builds the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.auth import tokens
+from app.clock import Clock, SystemClock
+from app.config import Settings, get_settings
+from app.db import make_engine, transaction
+from app.errors import DomainError, TooManyRequests
+from app.middleware import AccessLog, BodyLimit
+from app.routers import agencies, audit, auth, health, people, units
+
+log = logging.getLogger("dutyline")
+
+DESCRIPTION = """
+Emergency duty rosters and three-tier incident escalation (city → district → street/township).
+
+Sign in with `POST /api/v1/auth/token` (OAuth2 password form) and send `Authorization: Bearer <token>`;
+agency systems send `X-API-Key`. Every 4xx answer has the same JSON shape:
+`{"code", "message", "detail", "errors": [{"field", "message"}]}`.
+"""
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"code": code, "message": message, "detail": message, "errors": errors or []}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie", "form"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(
+            exc.status, exc.code, exc.message, [{"field": f.field, "message": f.message} for f in exc.fields], headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                message = "unknown field"
+            errors.append({"field": _field_of(tuple(err.get("loc", ()))), "message": message})
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return error_response(422, "validation_error", summary or "invalid request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}.get(
+            exc.status_code, "http_error"
+        )
+        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable", extra={"error": type(exc).__name__})
+        return error_response(
+            503, "database_unavailable", "the database is unavailable; retry shortly", headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return error_response(
+                503, "database_unavailable", "the database connection was lost; retry", headers={"Retry-After": "5"}
+            )
+        raise exc
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """The application. Tests pass their own engine and clock; otherwise both come from settings."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        with transaction(app.state.engine) as session:
+            app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
+        try:
+            yield
+        finally:
+            if own_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(title="dutyline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    install_error_handlers(app)
+    for module in (health, auth, units, people, agencies, audit):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

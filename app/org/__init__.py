@@ -1,0 +1,1 @@
+"""Organisation: the unit tree (city, district, street/township), people and agencies."""

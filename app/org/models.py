@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, String
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime
+
+
+class Tier(StrEnum):
+    city = "city"
+    district = "district"
+    street = "street"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    unit_admin = "unit_admin"
+    duty_officer = "duty_officer"
+    leader = "leader"
+    viewer = "viewer"
+
+
+class AgencyKind(StrEnum):
+    police = "police"
+    fire = "fire"
+    ambulance = "ambulance"
+    gas = "gas"
+    health = "health"
+    traffic = "traffic"
+    other = "other"
+
+
+class Unit(SQLModel, table=True):
+    """One node of the division tree. `path` is the chain of codes from the root ("110000/110106/110106001"),
+    so "is X inside Y's subtree" is a prefix test and a subtree is one indexed LIKE."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(12), unique=True, nullable=False))
+    name: str = Field(max_length=100)
+    tier: str = Field(sa_column=Column(String(16), nullable=False, index=True))
+    parent_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    path: str = Field(sa_column=Column(String(200), nullable=False, index=True))
+    timezone: str | None = Field(default=None, max_length=64)
+
+
+class Agency(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), unique=True, nullable=False))
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    phone: str = Field(max_length=20, index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    username: str | None = Field(default=None, sa_column=Column(String(64), unique=True, nullable=True))
+    password_hash: str | None = Field(default=None, max_length=200)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,199 @@
+"""People: duty officers, leaders, administrators. Deactivated, never deleted (the record keeps them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, cast
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from app import audit
+from app.auth import passwords
+from app.auth.principal import Principal, authorize, authorize_role_grant
+from app.clock import Clock
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.org import units as unit_service
+from app.org.models import Person, Unit
+from app.org.schemas import PersonCreate, PersonPublic, PersonUpdate
+
+
+def public(person: Person, unit: Unit) -> PersonPublic:
+    assert person.id is not None
+    return PersonPublic(
+        id=person.id,
+        name=person.name,
+        phone=person.phone,
+        unit_code=unit.code,
+        unit_name=unit.name,
+        roles=list(person.roles),
+        username=person.username,
+        active=person.active,
+        created_at=person.created_at,
+        updated_at=person.updated_at,
+    )
+
+
+def _snapshot(person: Person, unit: Unit) -> dict[str, Any]:
+    return public(person, unit).model_dump(mode="json", exclude={"created_at", "updated_at"})
+
+
+def _checked_password(password: str | None) -> str | None:
+    if password is None:
+        return None
+    problem = passwords.password_problem(password)
+    if problem:
+        raise Invalid.field("password", problem)
+    return passwords.hash_password(password)
+
+
+def _username_free(session: Session, username: str | None) -> None:
+    if username and session.exec(select(Person.id).where(Person.username == username)).first() is not None:
+        raise Conflict(f"the username {username!r} is taken")
+
+
+def create(session: Session, *, clock: Clock, actor: Principal, data: PersonCreate) -> tuple[Person, Unit]:
+    """Add a person to a unit within the actor's scope."""
+    unit = unit_service.get(session, data.unit_code, field="unit_code")
+    authorize(actor, "people:write", unit)
+    authorize_role_grant(actor, data.roles)
+    if data.password is not None and data.username is None:
+        raise Invalid.field("username", "a password needs a username to sign in with")
+    _username_free(session, data.username)
+    now = clock.now()
+    assert unit.id is not None
+    person = Person(
+        name=data.name.strip(),
+        phone=data.phone,
+        unit_id=unit.id,
+        roles=[str(r) for r in data.roles],
+        username=data.username,
+        password_hash=_checked_password(data.password),
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(person)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent create took the username between check and insert
+        raise Conflict(f"the username {data.username!r} is taken") from exc
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="person.create",
+        object_type="person",
+        object_id=person.id,
+        unit_path=unit.path,
+        after=_snapshot(person, unit),
+    )
+    return person, unit
+
+
+def get(session: Session, *, actor: Principal, person_id: int) -> tuple[Person, Unit]:
+    row = session.exec(
+        select(Person, Unit).join(Unit, col(Unit.id) == col(Person.unit_id)).where(Person.id == person_id)
+    ).first()
+    if row is None or not actor.covers(row[1]):
+        # Outside one's scope looks the same as absent: ids are not to be probed.
+        raise NotFound(f"no person with id {person_id}")
+    authorize(actor, "people:read", row[1])
+    return row[0], row[1]
+
+
+def update(
+    session: Session, *, clock: Clock, actor: Principal, person_id: int, data: PersonUpdate
+) -> tuple[Person, Unit]:
+    """Change a person within the actor's scope (and the new unit's, when moving them)."""
+    person, unit = get(session, actor=actor, person_id=person_id)
+    authorize(actor, "people:write", unit)
+    if actor.kind != "system" and actor.id == person.id and (data.roles is not None or data.active is False):
+        raise Forbidden("you may not change your own roles or deactivate yourself")
+    authorize_role_grant(actor, person.roles)  # nobody edits someone who outranks them
+    before = _snapshot(person, unit)
+    changes = data.model_dump(exclude_unset=True)
+    if "unit_code" in changes:
+        unit = unit_service.get(session, changes.pop("unit_code"), field="unit_code")
+        authorize(actor, "people:write", unit)
+        assert unit.id is not None
+        person.unit_id = unit.id
+    if "roles" in changes:
+        roles = [str(r) for r in changes.pop("roles")]
+        authorize_role_grant(actor, roles)
+        person.roles = roles
+    if "password" in changes:
+        if person.username is None:
+            raise Invalid.field("password", "this person has no username to sign in with")
+        person.password_hash = _checked_password(changes.pop("password"))
+    for key in ("name", "phone", "active"):
+        if key in changes:
+            setattr(person, key, changes[key].strip() if key == "name" else changes[key])
+    after = _snapshot(person, unit)
+    password_changed = data.password is not None
+    if after == before and not password_changed:
+        return person, unit
+    person.updated_at = clock.now()
+    session.add(person)
+    session.flush()
+    action = "person.deactivate" if before["active"] and not after["active"] else "person.update"
+    if password_changed:
+        after = {**after, "password": "changed"}
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action=action,
+        object_type="person",
+        object_id=person.id,
+        unit_path=unit.path,
+        before=before,
+        after=after,
+    )
+    return person, unit
+
+
+def listing(
+    session: Session,
+    *,
+    actor: Principal,
+    unit: Unit | None,
+    role: str | None,
+    active: bool | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[Person, Unit]], int]:
+    """People in a unit's subtree (default: the actor's scope), filtered, with the total count."""
+    root = unit.path if unit is not None else actor.unit_path
+    if unit is not None:
+        authorize(actor, "people:read", unit)
+    else:
+        authorize(actor, "people:read")
+    query = select(Person, Unit).join(Unit, col(Unit.id) == col(Person.unit_id))
+    if root is not None:
+        query = query.where(unit_service.in_subtree(root))
+    if active is not None:
+        query = query.where(Person.active == active)
+    if q:
+        like = f"%{q}%"
+        query = query.where(
+            col(Person.name).like(like) | col(Person.username).like(like) | col(Person.phone).like(like)
+        )
+    if role:
+        # Roles are a small JSON list; matching its text keeps one query on SQLite and PostgreSQL.
+        query = query.where(cast(Person.roles, String).like(f'%"{role}"%'))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Unit.path), col(Person.id)).offset(offset).limit(limit)).all()
+    return [(p, u) for p, u in rows], total
+
+
+def find(session: Session, ref: str) -> Person:
+    """A person by username, E.164 phone or id (for the CLI and roster imports)."""
+    query = select(Person).where((Person.username == ref) | (Person.phone == ref))
+    person = session.exec(query).first()
+    if person is None and ref.isdigit():
+        person = session.get(Person, int(ref))
+    if person is None:
+        raise NotFound(f"no person {ref!r}")
+    return person

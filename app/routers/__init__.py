@@ -1,0 +1,1 @@
+"""The HTTP layer: one thin module per resource."""

@@ -1,0 +1,83 @@
+"""Shared FastAPI dependencies: the request's transaction, the clock, settings, the acting principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.auth import api_keys, tokens
+from app.auth import service as auth_service
+from app.auth.principal import Principal
+from app.clock import Clock
+from app.config import Settings
+from app.db import reader
+from app.errors import Unauthenticated
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back when it raises."""
+    engine: Engine = request.app.state.engine
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        engine = reader(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# scope="function": the commit happens before the response is sent, so a 201 means it is stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v1/auth/token")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an agency system's API key")
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    if key:
+        return api_keys.authenticate(session, key)
+    if bearer is not None and bearer.scheme.lower() == "bearer":
+        person_id = tokens.person_id_from(bearer.credentials, key=request.app.state.secret_key, clock=clock)
+        return auth_service.person_principal(session, person_id)
+    raise Unauthenticated("sign in (Authorization: Bearer …) or send an X-API-Key")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+class Paging:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=500, description="page size (at most 500)")] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PagingDep = Annotated[Paging, Depends()]

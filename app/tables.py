@@ -1,0 +1,9 @@
+"""Imports every table module so SQLModel.metadata is complete (for Alembic and the schema check)."""
+
+from sqlmodel import SQLModel
+
+from app import audit  # noqa: F401
+from app.auth import models as auth_models  # noqa: F401
+from app.org import models as org_models  # noqa: F401
+
+metadata = SQLModel.metadata
