@@ -1,0 +1,266 @@
+"""The tier-by-tier escalation engine.
+
+Each tier that must acknowledge has an IncidentTier row whose `next_step_at` is its timer. A step:
+  0  page the tier's duty officer (and, for levels with `leader_at_once`, its leader too);
+  1  page the leader and remind the duty officer;
+  2  tell the tier above that this tier has not responded: it becomes required and starts at step 0;
+     at the city, which has nobody above it, steps 2, 3, … page both posts again every window.
+Whom to page is resolved from the roster at that moment. A vacant post is skipped at once and recorded.
+Every page goes through the outbox with a dedup key (incident, tier, step, role, person, channel), so a
+repeated step cannot page twice. Lock order, to stay free of deadlocks: incident row before tier rows,
+and tier rows only upwards (street → district → city); the tick never locks an incident row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.clock import Clock
+from app.escalation.grading import Severity
+from app.escalation.rules import TIER_ORDER, LevelRule, RulesDocument
+from app.incidents.models import Incident, IncidentTier, TimelineEntry
+from app.notify import outbox
+from app.org.models import Person, Tier, Unit
+from app.roster import service as roster_service
+
+DUTY_OFFICER = "duty_officer"
+LEADER = "leader"
+ROLE_LABEL = {DUTY_OFFICER: "值班员", LEADER: "带班领导"}
+TIER_LABEL = {Tier.street: "街道/乡镇", Tier.district: "区", Tier.city: "市"}
+CATEGORY_LABEL = {
+    "fire": "火灾", "gas": "燃气", "hazmat": "危化品", "construction": "施工", "ebike": "电动自行车",
+    "hospital": "医院", "elderly_care": "养老机构", "traffic": "交通", "flood": "洪涝", "geologic": "地质灾害",
+    "public_health": "公共卫生", "public_security": "社会安全", "other": "其他",
+}  # fmt: skip
+ENGINE_ACTOR = "system:escalation"
+
+
+def note(
+    session: Session,
+    incident: Incident,
+    *,
+    at: datetime,
+    kind: str,
+    message: str,
+    actor: str = ENGINE_ACTOR,
+    tier: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """Add an entry to the incident's timeline (in the caller's transaction)."""
+    assert incident.id is not None
+    entry = TimelineEntry(
+        incident_id=incident.id, at=at, kind=kind, actor=actor, tier=tier, message=message, data=data
+    )
+    session.add(entry)
+    return entry
+
+
+def tier_above(tier: str) -> Tier | None:
+    index = TIER_ORDER.index(Tier(tier))
+    return TIER_ORDER[index + 1] if index + 1 < len(TIER_ORDER) else None
+
+
+@dataclass
+class Context:
+    """What one unit of escalation work needs: the incident, its rules, its chain of units, the time."""
+
+    session: Session
+    clock: Clock
+    incident: Incident
+    rules: RulesDocument
+    units: dict[str, Unit]  # tier -> unit on the incident's chain
+    now: datetime
+
+    @property
+    def rule(self) -> LevelRule:
+        return self.rules.level(Severity(self.incident.severity))
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.rule.ack_window_seconds)
+
+    def params(self, state: IncidentTier, **extra: Any) -> dict[str, Any]:
+        inc = self.incident
+        unit = self.units.get(state.tier)
+        street_or_district = self.units.get(Tier.street) or self.units.get(Tier.district)
+        return {
+            "code": inc.code,
+            "level": inc.severity,
+            "level_label": Severity(inc.severity).label,
+            "category": CATEGORY_LABEL.get(inc.category, inc.category),
+            "title": inc.title,
+            "unit": (street_or_district or unit).name if (street_or_district or unit) else "",
+            "tier": TIER_LABEL.get(Tier(state.tier), state.tier),
+            "tier_unit": unit.name if unit else "",
+            **extra,
+        }
+
+
+def page(
+    ctx: Context,
+    state: IncidentTier,
+    *,
+    role: str,
+    template: str,
+    voice: bool = False,
+    notice: str | None = None,
+    **extra: Any,
+) -> Person | None:
+    """Page whoever holds `role` at this tier now; None (and a timeline entry) when the post is vacant.
+
+    The dedup key names the step, or `notice` for a page outside the tier's own chain.
+    """
+    unit = ctx.units[state.tier]
+    person = roster_service.resolve(ctx.session, unit=unit, role=role, at=ctx.now)
+    inc = ctx.incident
+    if person is None:
+        note(ctx.session, inc, at=ctx.now, kind="vacant", tier=state.tier,
+             message=f"{unit.name}{ROLE_LABEL[role]}空岗,跳过", data={"role": role, "unit": unit.code, "step": state.step})  # fmt: skip
+        return None
+    params = ctx.params(state, role=ROLE_LABEL[role], name=person.name, **extra)
+    channels = ["sms", "voice"] if voice else ["sms"]
+    sent = []
+    for channel in channels:
+        key = f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}"
+        row = outbox.enqueue(
+            ctx.session, clock=ctx.clock, channel=channel, to=person.phone, template=template, params=params,
+            dedup_key=key, person_id=person.id, incident_id=inc.id, incident_code=inc.code, tier=state.tier,
+            step=state.step,
+        )  # fmt: skip
+        if row is not None:
+            sent.append(channel)
+    if sent:
+        note(ctx.session, inc, at=ctx.now, kind="page", tier=state.tier,
+             message=f"通知{unit.name}{ROLE_LABEL[role]}{person.name}({'/'.join(sent)})",
+             data={"role": role, "person_id": person.id, "step": state.step, "channels": sent, "template": template})  # fmt: skip
+    return person
+
+
+def advance(ctx: Context, state: IncidentTier, *, reason: str | None = None) -> None:
+    """Take this tier's next step, skipping vacant posts at once, and set its timer."""
+    while True:
+        if state.acknowledged_at is not None:
+            state.next_step_at = None
+            return
+        state.step += 1
+        rule = ctx.rule
+        if state.step == 0:
+            officer = page(ctx, state, role=DUTY_OFFICER, template="incident_page", reason=reason or "")
+            leader = None
+            if rule.leader_at_once:
+                leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders,
+                              reason=reason or "")  # fmt: skip
+            if officer is None and leader is None:
+                continue
+        elif state.step == 1:
+            leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders,
+                          reason="值班员未签收")  # fmt: skip
+            officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder")
+            if officer is None and leader is None:
+                continue
+        else:
+            above = tier_above(state.tier)
+            if above is not None and above in ctx.units:
+                escalate_to(ctx, above, because=state.tier)
+                state.next_step_at = None
+                return
+            limit = ctx.rules.city_repeat_limit
+            if limit is not None and state.step - 1 > limit:
+                note(ctx.session, ctx.incident, at=ctx.now, kind="escalation_stopped", tier=state.tier,
+                     message=f"已重复通知{limit}次仍未签收,停止重复")  # fmt: skip
+                state.next_step_at = None
+                return
+            page(ctx, state, role=DUTY_OFFICER, template="incident_reminder")
+            page(ctx, state, role=LEADER, template="incident_reminder", voice=rule.voice_for_leaders)
+        state.next_step_at = ctx.now + ctx.window
+        ctx.session.add(state)
+        return
+
+
+def escalate_to(ctx: Context, tier: Tier, *, because: str, manual_reason: str | None = None,
+                actor: str = ENGINE_ACTOR) -> IncidentTier:  # fmt: skip
+    """The tier above is told that a tier has not responded (or a person escalated by hand): it must acknowledge."""
+    state = ctx.session.exec(
+        select(IncidentTier)
+        .where(IncidentTier.incident_id == ctx.incident.id, IncidentTier.tier == tier)
+        .with_for_update()
+    ).one()
+    lower = ctx.units.get(because)
+    why = manual_reason or f"{lower.name if lower else because}未在时限内签收"
+    note(ctx.session, ctx.incident, at=ctx.now, kind="escalated", tier=tier, actor=actor,
+         message=f"升级至{ctx.units[tier].name}:{why}", data={"from": because, "reason": why})  # fmt: skip
+    if state.acknowledged_at is not None or (state.required and state.step >= 0):
+        # Already acknowledged or already running its chain: tell its duty officer once about this tier.
+        page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive", notice=f"from-{because}", lower=why)
+        return state
+    state.required = True
+    state.informed = False
+    state.required_at = ctx.now
+    state.required_because = why[:200]
+    advance(ctx, state, reason=why)
+    return state
+
+
+def load_context(session: Session, *, clock: Clock, incident: Incident, rules: RulesDocument) -> Context:
+    codes = incident.unit_path.split("/")
+    units = session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()
+    return Context(session=session, clock=clock, incident=incident, rules=rules,
+                   units={u.tier: u for u in units}, now=clock.now())  # fmt: skip
+
+
+def plan(rules: RulesDocument, severity: Severity, *, sensitive: bool) -> tuple[Tier, set[Tier], set[Tier]]:
+    """The lead tier, the tiers that must acknowledge and the tiers informed only, for a level."""
+    rule = rules.level(severity)
+    required = set(rule.must_acknowledge)
+    informed = set(rule.informed) - required
+    if sensitive and rules.sensitive_informs_city and Tier.city not in required:
+        informed.add(Tier.city)
+    return rule.lead_tier, required, informed
+
+
+def apply_plan(ctx: Context, *, reason: str) -> list[IncidentTier]:
+    """Create or update the tier rows for the incident's current level; newly required tiers start now.
+
+    A tier never stops being required once it was (a later, lower plan does not un-page anyone).
+    """
+    inc = ctx.incident
+    lead, required, informed = plan(ctx.rules, Severity(inc.severity), sensitive=inc.sensitive)
+    if lead not in ctx.units:  # an incident placed at a district has no street tier
+        lead = Tier.district if Tier.district in ctx.units else Tier.city
+    inc.lead_tier = lead
+    existing = {
+        s.tier: s
+        for s in ctx.session.exec(
+            select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()
+        ).all()
+    }
+    started: list[IncidentTier] = []
+    for tier in TIER_ORDER:
+        unit = ctx.units.get(tier)
+        if unit is None:
+            continue
+        state = existing.get(tier)
+        if state is None:
+            assert inc.id is not None and unit.id is not None
+            state = IncidentTier(incident_id=inc.id, tier=tier, unit_id=unit.id)
+            ctx.session.add(state)
+        if tier in required and not state.required:
+            state.required = True
+            state.informed = False
+            state.required_at = ctx.now
+            state.required_because = reason[:200]
+            if state.step < 0:
+                ctx.session.flush()
+                advance(ctx, state, reason=reason)
+            started.append(state)
+        elif tier in informed and not state.required and not state.informed:
+            state.informed = True
+            ctx.session.flush()
+            page(ctx, state, role=DUTY_OFFICER, template="incident_info", notice=f"info-{inc.severity}")
+        ctx.session.add(state)
+    ctx.session.flush()
+    return started
