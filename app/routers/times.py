@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.errors import Invalid
 from app.roster.resolve import default_zone
@@ -25,4 +25,4 @@ def parse_instant(value: str | None, *, field: str, default: datetime) -> dateti
         raise Invalid.field(field, f"{value!r} is not an ISO 8601 time, e.g. 2026-04-18T08:30:00+08:00") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_zone())
-    return parsed
+    return parsed.astimezone(UTC)
