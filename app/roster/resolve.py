@@ -10,14 +10,15 @@ escalation tick), so the default lives here and `create_app()` (and the CLI) set
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_
+from sqlalchemy import String, or_, type_coerce
 from sqlmodel import Session, col, select
 
 from app.org.models import Person, Unit
@@ -74,24 +75,53 @@ def _where(query: Any, clause: Any) -> Any:
     return query if clause is None else query.where(clause)
 
 
+def _raw(column: Any) -> Any:
+    """The column without SQLAlchemy's per-value result processing (see the _as_* parsers)."""
+    return type_coerce(column, String)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _as_time(value: Any) -> time:
+    return value if isinstance(value, time) else time.fromisoformat(value)
+
+
+def _as_utc(value: Any) -> datetime:
+    # SQLite hands back the stored text (naive UTC); PostgreSQL's driver an aware datetime.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _as_list(value: Any) -> list[int]:
+    return value if isinstance(value, list) else json.loads(value)
+
+
 def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, end: datetime) -> list[RotationSpec]:
+    # Resolution runs at every page and for the whole board; SQLAlchemy's generic date, time, JSON and UTC
+    # processing cost more than the query itself for hundreds of rows, so the values are parsed here directly.
     query = select(
         Rotation.id,
         Rotation.unit_id,
         Rotation.role,
-        Rotation.participants,
-        Rotation.start_date,
-        Rotation.handoff_time,
+        _raw(Rotation.participants),
+        _raw(Rotation.start_date),
+        _raw(Rotation.handoff_time),
         Rotation.shift_minutes,
         Rotation.cycle_minutes,
-        Rotation.ends_at,
+        _raw(Rotation.ends_at),
+        _raw(Rotation.starts_at),
     ).where(
         col(Rotation.starts_at) <= end + ZONE_SLACK,
         or_(col(Rotation.ends_at).is_(None), col(Rotation.ends_at) > start),
     )
     query = _where(query, _unit_filter(Rotation.unit_id, list(units)))
     specs = []
-    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at in session.exec(query):
+    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at, first in session.exec(
+        query
+    ):
         unit = units.get(unit_id)
         if unit is None:
             continue
@@ -100,13 +130,14 @@ def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, e
                 id=rid,
                 unit_id=unit_id,
                 role=role,
-                participants=tuple(participants),
-                start_date=start_date,
-                handoff_time=handoff,
+                participants=tuple(_as_list(participants)),
+                start_date=_as_date(start_date),
+                handoff_time=_as_time(handoff),
                 shift_minutes=shift_min,
                 cycle_minutes=cycle_min,
-                ends_at=ends_at,
+                ends_at=_as_utc(ends_at) if ends_at is not None else None,
                 zone=zone_of(unit),
+                starts_at=_as_utc(first),
             )
         )
     return specs
@@ -118,13 +149,13 @@ def _explicit_covers(
     """Overrides and shifts overlapping [start, end) (for an instant: end = start + 1 µs)."""
     out: list[tuple[Key, Cover]] = []
     for model, source, rank in ((Override, "override", override_rank), (Shift, "shift", shift_rank)):
-        query = select(model.id, model.unit_id, model.role, model.person_id, model.starts_at, model.ends_at).where(
-            col(model.starts_at) < end, col(model.starts_at) > start - MAX_COVER, col(model.ends_at) > start
-        )
+        query = select(
+            model.id, model.unit_id, model.role, model.person_id, _raw(model.starts_at), _raw(model.ends_at)
+        ).where(col(model.starts_at) < end, col(model.starts_at) > start - MAX_COVER, col(model.ends_at) > start)
         query = _where(query, _unit_filter(model.unit_id, list(units)))
         for rid, unit_id, role, person_id, s, e in session.exec(query):
             if unit_id in units:
-                out.append(((unit_id, role), Cover(s, e, person_id, source, rid, rank(rid))))
+                out.append(((unit_id, role), Cover(_as_utc(s), _as_utc(e), person_id, source, rid, rank(rid))))
     return out
 
 
@@ -175,6 +206,32 @@ def resolve_many(session: Session, *, units: Sequence[Unit], at: datetime) -> di
             if person.active and person.id is not None:
                 people[person.id] = person
     result: dict[Key, Person | None] = {}
+    for unit in units:
+        assert unit.id is not None
+        for role in DUTY_ROLES:
+            best = pick(found.get((unit.id, role), ()), at, people.__contains__)
+            result[(unit.id, role)] = people[best.person_id] if best else None
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class OnDuty:
+    id: int
+    name: str
+    phone: str
+
+
+def resolve_many_brief(session: Session, *, units: Sequence[Unit], at: datetime) -> dict[Key, OnDuty | None]:
+    """resolve_many's answers as (id, name, phone) only: what the board shows, without loading whole Person rows."""
+    found = covers_at(session, units, at)
+    wanted = {c.person_id for covers in found.values() for c in covers}
+    people: dict[int, OnDuty] = {}
+    if wanted:
+        query = select(Person.id, Person.name, Person.phone).where(
+            col(Person.id).in_(wanted), col(Person.active).is_(True)
+        )
+        people = {pid: OnDuty(pid, name, phone) for pid, name, phone in session.exec(query) if pid is not None}
+    result: dict[Key, OnDuty | None] = {}
     for unit in units:
         assert unit.id is not None
         for role in DUTY_ROLES:

@@ -26,10 +26,12 @@ from app.roster.models import DUTY_ROLES, Override, Rotation, Shift
 # The resolution API is re-exported here: callers use roster_service.resolve / resolve_many / gaps.
 from app.roster.resolve import (
     Gap,
+    OnDuty,
     default_zone,
     gaps,
     resolve,
     resolve_many,
+    resolve_many_brief,
     set_default_timezone,
     timelines,
     zone_of,
@@ -54,7 +56,7 @@ MAX_GAP_WINDOW = timedelta(days=92)
 # --- people and scope -------------------------------------------------------------------------------------------
 
 
-def brief(person: Person | None) -> PersonBrief | None:
+def brief(person: Person | OnDuty | None) -> PersonBrief | None:
     if person is None:
         return None
     assert person.id is not None
@@ -505,7 +507,7 @@ def cancel_override(session: Session, *, clock: Clock, actor: Principal, overrid
 
 
 def _entries(session: Session, units: Sequence[Unit], at: datetime) -> list[OnCallEntry]:
-    found = resolve_many(session, units=units, at=at)
+    found = resolve_many_brief(session, units=units, at=at)
     out = []
     for u in units:
         assert u.id is not None
@@ -582,6 +584,7 @@ __all__ = [
     "oncall_chain",
     "resolve",
     "resolve_many",
+    "resolve_many_brief",
     "set_default_timezone",
     "swap",
     "timelines",

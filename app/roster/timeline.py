@@ -29,6 +29,8 @@ class RotationSpec:
     cycle_minutes: int
     ends_at: datetime | None
     zone: ZoneInfo
+    # The first handoff as an instant when the caller already has it (the stored column); computed otherwise.
+    starts_at: datetime | None = None
 
     @property
     def base(self) -> datetime:
@@ -63,7 +65,8 @@ def wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
 
 
 def rotation_rank(spec: RotationSpec) -> tuple[int, float, int]:
-    return (0, wall_to_utc(spec.base, spec.zone).timestamp(), spec.id)
+    first = spec.starts_at if spec.starts_at is not None else wall_to_utc(spec.base, spec.zone)
+    return (0, first.timestamp(), spec.id)
 
 
 def override_rank(override_id: int) -> tuple[int, float, int]:
@@ -95,7 +98,7 @@ def rotation_cover_at(spec: RotationSpec, at: datetime) -> Cover | None:
         return None
     k0 = _index_near(spec, at)
     # DST moves the wall clock by an hour at most, and cycles are at least an hour: the shift is k0 or a neighbour.
-    for k in (k0 + 1, k0, k0 - 1):
+    for k in (k0, k0 - 1, k0 + 1):
         if k < 0:
             continue
         start, end = slot_bounds(spec, k)
