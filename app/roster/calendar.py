@@ -134,4 +134,5 @@ def feed(session: Session, *, clock: Clock, person_id: int, token: str) -> bytes
                 event.add("dtstamp", now)
                 event.add("description", f"{unit.name} ({unit.code}) {role}; source: {s.source}")
                 cal.add_component(event)
-    return cal.to_ical()
+    body: bytes = cal.to_ical()
+    return body

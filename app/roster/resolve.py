@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, or_, type_coerce
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.org.models import Person, Unit
@@ -102,7 +103,8 @@ def _as_list(value: Any) -> list[int]:
 def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, end: datetime) -> list[RotationSpec]:
     # Resolution runs at every page and for the whole board; SQLAlchemy's generic date, time, JSON and UTC
     # processing cost more than the query itself for hundreds of rows, so the values are parsed here directly.
-    query = select(
+    # Typed overloads do not cover SQLModel attributes (typed as plain Python values) beyond a few columns.
+    query = sa_select(  # type: ignore[call-overload]
         Rotation.id,
         Rotation.unit_id,
         Rotation.role,
@@ -119,7 +121,7 @@ def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, e
     )
     query = _where(query, _unit_filter(Rotation.unit_id, list(units)))
     specs = []
-    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at, first in session.exec(
+    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at, first in session.execute(
         query
     ):
         unit = units.get(unit_id)
@@ -149,11 +151,11 @@ def _explicit_covers(
     """Overrides and shifts overlapping [start, end) (for an instant: end = start + 1 µs)."""
     out: list[tuple[Key, Cover]] = []
     for model, source, rank in ((Override, "override", override_rank), (Shift, "shift", shift_rank)):
-        query = select(
+        query = sa_select(  # type: ignore[call-overload]
             model.id, model.unit_id, model.role, model.person_id, _raw(model.starts_at), _raw(model.ends_at)
         ).where(col(model.starts_at) < end, col(model.starts_at) > start - MAX_COVER, col(model.ends_at) > start)
         query = _where(query, _unit_filter(model.unit_id, list(units)))
-        for rid, unit_id, role, person_id, s, e in session.exec(query):
+        for rid, unit_id, role, person_id, s, e in session.execute(query):
             if unit_id in units:
                 out.append(((unit_id, role), Cover(_as_utc(s), _as_utc(e), person_id, source, rid, rank(rid))))
     return out
@@ -265,7 +267,7 @@ def gaps(session: Session, *, units: Sequence[Unit], start: datetime, end: datet
     if start >= end:
         return []
     lines = timelines(session, units=units, start=start, end=end)
-    out = []
+    out: list[Gap] = []
     for unit in units:
         assert unit.id is not None
         for role in DUTY_ROLES:
