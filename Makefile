@@ -24,8 +24,8 @@ test: $(BIN)/dutyline
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/dutyline
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check $(wildcard app tests bench)
+	$(BIN)/ruff format --check $(wildcard app tests bench)
 
 typecheck: $(BIN)/dutyline
 	$(BIN)/mypy app
@@ -37,7 +37,7 @@ demo: $(BIN)/dutyline
 	$(BIN)/dutyline demo
 
 bench: $(BIN)/dutyline
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache *.egg-info

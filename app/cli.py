@@ -118,9 +118,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_demo(_: argparse.Namespace) -> None:
     from app import demo, migrate
     from app.org import units
+    from app.roster import service as roster_service
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
+    roster_service.set_default_timezone(settings.timezone)
     with transaction(_engine()) as session:
         units.load_units(session, units.read_units_file(units.default_data_path()))
         report = demo.install(session, clock=CLOCK)

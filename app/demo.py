@@ -19,6 +19,7 @@ from app.clock import Clock
 from app.org import agencies, people
 from app.org.models import Agency, Person
 from app.org.schemas import AgencyCreate, PersonCreate
+from app.roster import demo as roster_demo
 
 ACTOR = Principal.system("demo")
 
@@ -89,4 +90,5 @@ def install(session: Session, *, clock: Clock) -> str:
             )
         lines.append(f"  {code:<7} {key}")
     session.flush()
+    lines.extend(roster_demo.install(session, clock=clock))
     return "\n".join(lines)

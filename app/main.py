@@ -21,7 +21,8 @@ from app.config import Settings, get_settings
 from app.db import make_engine, transaction
 from app.errors import DomainError, TooManyRequests
 from app.middleware import AccessLog, BodyLimit
-from app.routers import agencies, audit, auth, health, people, units
+from app.roster import service as roster_service
+from app.routers import agencies, audit, auth, health, oncall, people, rosters, shifts, units
 
 log = logging.getLogger("dutyline")
 
@@ -119,7 +120,8 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
-    for module in (health, auth, units, people, agencies, audit):
+    roster_service.set_default_timezone(settings.timezone)
+    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)

@@ -5,5 +5,6 @@ from sqlmodel import SQLModel
 from app import audit  # noqa: F401
 from app.auth import models as auth_models  # noqa: F401
 from app.org import models as org_models  # noqa: F401
+from app.roster import models as roster_models  # noqa: F401
 
 metadata = SQLModel.metadata
