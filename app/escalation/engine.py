@@ -30,12 +30,6 @@ from app.roster import service as roster_service
 DUTY_OFFICER = "duty_officer"
 LEADER = "leader"
 ROLE_LABEL = {DUTY_OFFICER: "值班员", LEADER: "带班领导"}
-TIER_LABEL = {Tier.street: "街道/乡镇", Tier.district: "区", Tier.city: "市"}
-CATEGORY_LABEL = {
-    "fire": "火灾", "gas": "燃气", "hazmat": "危化品", "construction": "施工", "ebike": "电动自行车",
-    "hospital": "医院", "elderly_care": "养老机构", "traffic": "交通", "flood": "洪涝", "geologic": "地质灾害",
-    "public_health": "公共卫生", "public_security": "社会安全", "other": "其他",
-}  # fmt: skip
 ENGINE_ACTOR = "system:escalation"
 
 
@@ -74,6 +68,7 @@ class Context:
     rules: RulesDocument
     units: dict[str, Unit]  # tier -> unit on the incident's chain
     now: datetime
+    _on_duty: dict[tuple[int, str], Person | None] | None = None
 
     @property
     def rule(self) -> LevelRule:
@@ -83,21 +78,19 @@ class Context:
     def window(self) -> timedelta:
         return timedelta(seconds=self.rule.ack_window_seconds)
 
-    def params(self, state: IncidentTier, **extra: Any) -> dict[str, Any]:
+    def params(self, **extra: Any) -> dict[str, Any]:
+        """Template parameters every incident message shares (see app.notify.templates)."""
         inc = self.incident
-        unit = self.units.get(state.tier)
-        street_or_district = self.units.get(Tier.street) or self.units.get(Tier.district)
-        return {
-            "code": inc.code,
-            "level": inc.severity,
-            "level_label": Severity(inc.severity).label,
-            "category": CATEGORY_LABEL.get(inc.category, inc.category),
-            "title": inc.title,
-            "unit": (street_or_district or unit).name if (street_or_district or unit) else "",
-            "tier": TIER_LABEL.get(Tier(state.tier), state.tier),
-            "tier_unit": unit.name if unit else "",
-            **extra,
-        }
+        where = self.units.get(Tier.street) or self.units.get(Tier.district)
+        return {"code": inc.code, "level": inc.severity, "category": inc.category, "title": inc.title,
+                "unit": where.name if where else "", **extra}  # fmt: skip
+
+    def on_duty(self, tier: str, role: str) -> Person | None:
+        """Who holds the post now; the whole chain is resolved once per unit of work (four queries)."""
+        if self._on_duty is None:
+            self._on_duty = roster_service.resolve_many(self.session, units=list(self.units.values()), at=self.now)
+        unit = self.units[tier]
+        return self._on_duty.get((unit.id or 0, role))
 
 
 def page(
@@ -115,19 +108,19 @@ def page(
     The dedup key names the step, or `notice` for a page outside the tier's own chain.
     """
     unit = ctx.units[state.tier]
-    person = roster_service.resolve(ctx.session, unit=unit, role=role, at=ctx.now)
+    person = ctx.on_duty(state.tier, role)
     inc = ctx.incident
     if person is None:
         note(ctx.session, inc, at=ctx.now, kind="vacant", tier=state.tier,
              message=f"{unit.name}{ROLE_LABEL[role]}空岗,跳过", data={"role": role, "unit": unit.code, "step": state.step})  # fmt: skip
         return None
-    params = ctx.params(state, role=ROLE_LABEL[role], name=person.name, **extra)
-    channels = ["sms", "voice"] if voice else ["sms"]
+    params = ctx.params(**extra)
+    channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
     sent = []
-    for channel in channels:
+    for channel, channel_template in channels.items():
         key = f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}"
         row = outbox.enqueue(
-            ctx.session, clock=ctx.clock, channel=channel, to=person.phone, template=template, params=params,
+            ctx.session, clock=ctx.clock, channel=channel, to=person.phone, template=channel_template, params=params,
             dedup_key=key, person_id=person.id, incident_id=inc.id, incident_code=inc.code, tier=state.tier,
             step=state.step,
         )  # fmt: skip
@@ -140,7 +133,7 @@ def page(
     return person
 
 
-def advance(ctx: Context, state: IncidentTier, *, reason: str | None = None) -> None:
+def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = None) -> None:
     """Take this tier's next step, skipping vacant posts at once, and set its timer."""
     while True:
         if state.acknowledged_at is not None:
@@ -149,16 +142,18 @@ def advance(ctx: Context, state: IncidentTier, *, reason: str | None = None) -> 
         state.step += 1
         rule = ctx.rule
         if state.step == 0:
-            officer = page(ctx, state, role=DUTY_OFFICER, template="incident_page", reason=reason or "")
+            if escalated_from is not None:
+                officer = page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive",
+                               **_unresponsive(ctx, escalated_from, state))  # fmt: skip
+            else:
+                officer = page(ctx, state, role=DUTY_OFFICER, template="incident_page")
             leader = None
             if rule.leader_at_once:
-                leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders,
-                              reason=reason or "")  # fmt: skip
+                leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders)
             if officer is None and leader is None:
                 continue
         elif state.step == 1:
-            leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders,
-                          reason="值班员未签收")  # fmt: skip
+            leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders)
             officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder")
             if officer is None and leader is None:
                 continue
@@ -195,14 +190,21 @@ def escalate_to(ctx: Context, tier: Tier, *, because: str, manual_reason: str | 
          message=f"升级至{ctx.units[tier].name}:{why}", data={"from": because, "reason": why})  # fmt: skip
     if state.acknowledged_at is not None or (state.required and state.step >= 0):
         # Already acknowledged or already running its chain: tell its duty officer once about this tier.
-        page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive", notice=f"from-{because}", lower=why)
+        page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive", notice=f"from-{because}",
+             **_unresponsive(ctx, because, state))  # fmt: skip
         return state
     state.required = True
     state.informed = False
     state.required_at = ctx.now
     state.required_because = why[:200]
-    advance(ctx, state, reason=why)
+    advance(ctx, state, escalated_from=because)
     return state
+
+
+def _unresponsive(ctx: Context, lower_tier: str, state: IncidentTier) -> dict[str, Any]:
+    lower = ctx.units.get(lower_tier)
+    return {"lower_unit": lower.name if lower else lower_tier, "minutes": max(1, round(ctx.window.total_seconds() / 60)),
+            "unit": ctx.units[state.tier].name}  # fmt: skip
 
 
 def load_context(session: Session, *, clock: Clock, incident: Incident, rules: RulesDocument) -> Context:
@@ -255,7 +257,7 @@ def apply_plan(ctx: Context, *, reason: str) -> list[IncidentTier]:
             state.required_because = reason[:200]
             if state.step < 0:
                 ctx.session.flush()
-                advance(ctx, state, reason=reason)
+                advance(ctx, state)
             started.append(state)
         elif tier in informed and not state.required and not state.informed:
             state.informed = True

@@ -23,6 +23,7 @@ from app.escalation.grading import Severity
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
 from app.notify import outbox
 from app.org.models import Tier, Unit
+from app.roster import resolve as roster_resolve
 from app.roster import service as roster_service
 
 
@@ -117,8 +118,10 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
         engine.note(session, inc, at=now, kind="late", tier=inc.lead_tier,
                     message=f"{ctx.units[inc.lead_tier].name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
                     data={"due_at": due.isoformat(), "report": kind})  # fmt: skip
+        lead_unit = ctx.units[inc.lead_tier]
         engine.page(ctx, state, role=engine.DUTY_OFFICER, template="report_overdue",
-                    notice=f"late-{int(due.timestamp())}", lower=ctx.units[inc.lead_tier].name)  # fmt: skip
+                    notice=f"late-{int(due.timestamp())}", unit=lead_unit.name, report=kind,
+                    due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"))  # fmt: skip
         # Remind again one follow-up interval later if still nothing is filed.
         inc.report_due_at = now + timedelta(seconds=rules.level(Severity(inc.severity)).follow_up_interval_seconds)
         session.add(inc)
@@ -144,7 +147,7 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
         if officer is not None:
             outbox.enqueue(
                 session, clock=clock, channel="sms", to=officer.phone, template="heartbeat_missed",
-                params={"name": hb.name, "last_seen_at": hb.last_seen_at.isoformat()},
+                params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
                 dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}", person_id=officer.id,
             )  # fmt: skip
     session.flush()
