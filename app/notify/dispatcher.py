@@ -136,8 +136,8 @@ class Dispatcher:
         self._buckets = {name: TokenBucket(rate) for name, rate in self.config.rates.items() if rate and rate > 0}
         # A row waiting for its channel's tokens must not outlive its lease.
         slowest = min((b.rate for b in self._buckets.values()), default=0.0)
-        wait_bound = 2 * self.config.concurrency / slowest if slowest else 0.0
-        self.lease = timedelta(seconds=max(self.config.lease_seconds, wait_bound + 60))
+        wait_bound = 2 * self.config.concurrency / slowest + 60 if slowest else 0.0
+        self.lease = timedelta(seconds=max(self.config.lease_seconds, wait_bound))
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._wake = threading.Event()

@@ -34,7 +34,13 @@ def _enqueue_many(engine: Engine, clock: ManualClock, n: int, *, bad: set[int] =
                 channel="sms",
                 to="+8613600000000" if i in bad else f"+86137{i:08d}",
                 template="incident_page",
-                params={"level": "IV", "category": "gas", "unit": "东铁匠营街道", "title": f"测试{i}", "code": f"T{i:03d}"},
+                params={
+                    "level": "IV",
+                    "category": "gas",
+                    "unit": "东铁匠营街道",
+                    "title": f"测试{i}",
+                    "code": f"T{i:03d}",
+                },
                 dedup_key=f"chaos:{i}",
                 incident_id=i + 1,
                 incident_code=f"T{i:03d}",
@@ -121,7 +127,9 @@ def test_a_dispatcher_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(
     assert sum(r.attempts == 2 for r in rows) == 12
 
 
-def test_restart_picks_up_queued_rows(engine: Engine, clock: ManualClock, service: Service, simulator: Simulator) -> None:
+def test_restart_picks_up_queued_rows(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
     page = enqueue_page(engine, clock, phone="+8613800000001", incident_id=5, code="R5T6")
     # A new process: a new dispatcher over the same database finds the row.
     fresh = Dispatcher(engine, clock=clock, channels=service.dispatcher.channels)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import httpx
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from app.clock import ManualClock
