@@ -34,7 +34,7 @@ def _wait_status(engine: Engine, message_id: int, status: str, timeout: float = 
 
 
 def test_a_page_is_acknowledged_by_replying_1(
-    engine: Engine, clock: ManualClock, service: Service, phone: Callable[[str], Phone]
+    engine: Engine, clock: ManualClock, phone: Callable[[str], Phone]
 ) -> None:
     page_id = enqueue_page(engine, clock, phone=DUTY, incident_id=41, code="F3K7")
     phone(DUTY).expect_sms("III级", "F3K7", "回复1签收").reply("1").expect_sms("已签收", "F3K7")
@@ -45,7 +45,7 @@ def test_a_page_is_acknowledged_by_replying_1(
 
 
 def test_reply_with_a_code_acknowledges_that_incident(
-    engine: Engine, clock: ManualClock, service: Service, phone: Callable[[str], Phone]
+    engine: Engine, clock: ManualClock, phone: Callable[[str], Phone]
 ) -> None:
     first = enqueue_page(engine, clock, phone=DUTY, incident_id=1, code="A1B2", title="燃气泄漏")
     clock.advance(minutes=1)
@@ -63,7 +63,7 @@ def test_reply_with_a_code_acknowledges_that_incident(
 
 
 def test_anything_else_gets_help_and_changes_nothing(
-    engine: Engine, clock: ManualClock, service: Service, phone: Callable[[str], Phone]
+    engine: Engine, clock: ManualClock, phone: Callable[[str], Phone]
 ) -> None:
     page_id = enqueue_page(engine, clock, phone=DUTY, incident_id=7, code="Z9Y8")
     duty = phone(DUTY).expect_sms("Z9Y8")
@@ -75,7 +75,7 @@ def test_anything_else_gets_help_and_changes_nothing(
 
 
 def test_voice_page_is_acknowledged_by_pressing_1(
-    engine: Engine, clock: ManualClock, service: Service, phone: Callable[[str], Phone]
+    engine: Engine, clock: ManualClock, phone: Callable[[str], Phone]
 ) -> None:
     call_id = enqueue_page(engine, clock, phone=LEADER, incident_id=9, code="K2M4", level="I", channel="voice")
     phone(LEADER).expect_call("I级", "K 2 M 4", "签收请按1").press("1", "已签收")

@@ -100,9 +100,14 @@ def test_the_dispatcher_is_woken_after_commit_only(engine: Engine, clock: Manual
 
     outbox.add_wake_listener(wake)
     try:
-        with pytest.raises(RuntimeError), transaction(engine) as session:
-            _enqueue(session, clock, "rolled-back")
-            raise RuntimeError("the change failed")
+
+        def failing_change() -> None:
+            with transaction(engine) as session:
+                _enqueue(session, clock, "rolled-back")
+                raise RuntimeError("the change failed")
+
+        with pytest.raises(RuntimeError):
+            failing_change()
         assert calls == []
         with transaction(engine) as session:
             _enqueue(session, clock, "committed")
