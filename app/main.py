@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import notify_app
 from app.auth import tokens
 from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
@@ -22,7 +23,19 @@ from app.db import make_engine, transaction
 from app.errors import DomainError, TooManyRequests
 from app.middleware import AccessLog, BodyLimit
 from app.roster import service as roster_service
-from app.routers import agencies, audit, auth, health, oncall, people, rosters, shifts, units
+from app.routers import (
+    agencies,
+    audit,
+    auth,
+    health,
+    oncall,
+    people,
+    rosters,
+    shifts,
+    twilio,
+    units,
+    webhooks,
+)
 
 log = logging.getLogger("dutyline")
 
@@ -110,9 +123,11 @@ def create_app(
         app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
         with transaction(app.state.engine) as session:
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
+        notify_app.start(app)
         try:
             yield
         finally:
+            notify_app.stop(app)
             if own_engine:
                 app.state.engine.dispose()
 
@@ -121,8 +136,9 @@ def create_app(
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
-    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall):
+    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, webhooks, twilio):
         app.include_router(module.router)
+    notify_app.install(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
