@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     webhook_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_WEBHOOK_RATE_PER_SECOND"))
     webhook_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_WEBHOOK_TIMEOUT_SECONDS"))
 
+    # Escalation and roster alerts (issues 3 and 5).
+    scheduler: bool = Field(True, validation_alias=_env("DUTYLINE_SCHEDULER"))
+    tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=_env("DUTYLINE_TICK_SECONDS"))
+    gap_alert_time: str = Field(
+        "07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", validation_alias=_env("DUTYLINE_GAP_ALERT_TIME")
+    )
+    check_in_grace_minutes: int = Field(15, ge=1, le=720, validation_alias=_env("DUTYLINE_CHECK_IN_GRACE_MINUTES"))
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

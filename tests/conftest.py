@@ -94,6 +94,7 @@ def settings(database_url: str) -> Settings:
         DUTYLINE_SECRET_KEY="test-secret-key-not-for-production",
         DUTYLINE_LOG_FORMAT="text",
         DUTYLINE_DISPATCHER=False,  # tests drive app.state.dispatcher by hand
+        DUTYLINE_SCHEDULER=False,  # and run the escalation tick themselves
     )
 
 

@@ -46,9 +46,7 @@ def note(
 ) -> TimelineEntry:
     """Add an entry to the incident's timeline (in the caller's transaction)."""
     assert incident.id is not None
-    entry = TimelineEntry(
-        incident_id=incident.id, at=at, kind=kind, actor=actor, tier=tier, message=message, data=data
-    )
+    entry = TimelineEntry(incident_id=incident.id, at=at, kind=kind, actor=actor, tier=tier, message=message, data=data)
     session.add(entry)
     return entry
 
@@ -82,8 +80,14 @@ class Context:
         """Template parameters every incident message shares (see app.notify.templates)."""
         inc = self.incident
         where = self.units.get(Tier.street) or self.units.get(Tier.district)
-        return {"code": inc.code, "level": inc.severity, "category": inc.category, "title": inc.title,
-                "unit": where.name if where else "", **extra}  # fmt: skip
+        return {
+            "code": inc.code,
+            "level": inc.severity,
+            "category": inc.category,
+            "title": inc.title,
+            "unit": where.name if where else "",
+            **extra,
+        }
 
     def on_duty(self, tier: str, role: str) -> Person | None:
         """Who holds the post now; the whole chain is resolved once per unit of work (four queries)."""
@@ -101,6 +105,7 @@ def page(
     template: str,
     voice: bool = False,
     notice: str | None = None,
+    record_vacancy: bool = True,
     **extra: Any,
 ) -> Person | None:
     """Page whoever holds `role` at this tier now; None (and a timeline entry) when the post is vacant.
@@ -111,8 +116,16 @@ def page(
     person = ctx.on_duty(state.tier, role)
     inc = ctx.incident
     if person is None:
-        note(ctx.session, inc, at=ctx.now, kind="vacant", tier=state.tier,
-             message=f"{unit.name}{ROLE_LABEL[role]}空岗,跳过", data={"role": role, "unit": unit.code, "step": state.step})  # fmt: skip
+        if record_vacancy:
+            note(
+                ctx.session,
+                inc,
+                at=ctx.now,
+                kind="vacant",
+                tier=state.tier,
+                message=f"{unit.name}{ROLE_LABEL[role]}空岗,跳过",
+                data={"role": role, "unit": unit.code, "step": state.step},
+            )
         return None
     params = ctx.params(**extra)
     channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
@@ -120,16 +133,31 @@ def page(
     for channel, channel_template in channels.items():
         key = f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}"
         row = outbox.enqueue(
-            ctx.session, clock=ctx.clock, channel=channel, to=person.phone, template=channel_template, params=params,
-            dedup_key=key, person_id=person.id, incident_id=inc.id, incident_code=inc.code, tier=state.tier,
+            ctx.session,
+            clock=ctx.clock,
+            channel=channel,
+            to=person.phone,
+            template=channel_template,
+            params=params,
+            dedup_key=key,
+            person_id=person.id,
+            incident_id=inc.id,
+            incident_code=inc.code,
+            tier=state.tier,
             step=state.step,
-        )  # fmt: skip
+        )
         if row is not None:
             sent.append(channel)
     if sent:
-        note(ctx.session, inc, at=ctx.now, kind="page", tier=state.tier,
-             message=f"通知{unit.name}{ROLE_LABEL[role]}{person.name}({'/'.join(sent)})",
-             data={"role": role, "person_id": person.id, "step": state.step, "channels": sent, "template": template})  # fmt: skip
+        note(
+            ctx.session,
+            inc,
+            at=ctx.now,
+            kind="page",
+            tier=state.tier,
+            message=f"通知{unit.name}{ROLE_LABEL[role]}{person.name}({'/'.join(sent)})",
+            data={"role": role, "person_id": person.id, "step": state.step, "channels": sent, "template": template},
+        )
     return person
 
 
@@ -143,8 +171,13 @@ def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = N
         rule = ctx.rule
         if state.step == 0:
             if escalated_from is not None:
-                officer = page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive",
-                               **_unresponsive(ctx, escalated_from, state))  # fmt: skip
+                officer = page(
+                    ctx,
+                    state,
+                    role=DUTY_OFFICER,
+                    template="tier_unresponsive",
+                    **_unresponsive(ctx, escalated_from, state),
+                )
             else:
                 officer = page(ctx, state, role=DUTY_OFFICER, template="incident_page")
             leader = None
@@ -154,7 +187,8 @@ def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = N
                 continue
         elif state.step == 1:
             leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders)
-            officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder")
+            # A reminder to a post already found vacant at step 0 is not news: no second timeline entry.
+            officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder", record_vacancy=False)
             if officer is None and leader is None:
                 continue
         else:
@@ -165,8 +199,14 @@ def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = N
                 return
             limit = ctx.rules.city_repeat_limit
             if limit is not None and state.step - 1 > limit:
-                note(ctx.session, ctx.incident, at=ctx.now, kind="escalation_stopped", tier=state.tier,
-                     message=f"已重复通知{limit}次仍未签收,停止重复")  # fmt: skip
+                note(
+                    ctx.session,
+                    ctx.incident,
+                    at=ctx.now,
+                    kind="escalation_stopped",
+                    tier=state.tier,
+                    message=f"已重复通知{limit}次仍未签收,停止重复",
+                )
                 state.next_step_at = None
                 return
             page(ctx, state, role=DUTY_OFFICER, template="incident_reminder")
@@ -176,8 +216,9 @@ def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = N
         return
 
 
-def escalate_to(ctx: Context, tier: Tier, *, because: str, manual_reason: str | None = None,
-                actor: str = ENGINE_ACTOR) -> IncidentTier:  # fmt: skip
+def escalate_to(
+    ctx: Context, tier: Tier, *, because: str, manual_reason: str | None = None, actor: str = ENGINE_ACTOR
+) -> IncidentTier:
     """The tier above is told that a tier has not responded (or a person escalated by hand): it must acknowledge."""
     state = ctx.session.exec(
         select(IncidentTier)
@@ -186,12 +227,26 @@ def escalate_to(ctx: Context, tier: Tier, *, because: str, manual_reason: str | 
     ).one()
     lower = ctx.units.get(because)
     why = manual_reason or f"{lower.name if lower else because}未在时限内签收"
-    note(ctx.session, ctx.incident, at=ctx.now, kind="escalated", tier=tier, actor=actor,
-         message=f"升级至{ctx.units[tier].name}:{why}", data={"from": because, "reason": why})  # fmt: skip
+    note(
+        ctx.session,
+        ctx.incident,
+        at=ctx.now,
+        kind="escalated",
+        tier=tier,
+        actor=actor,
+        message=f"升级至{ctx.units[tier].name}:{why}",
+        data={"from": because, "reason": why},
+    )
     if state.acknowledged_at is not None or (state.required and state.step >= 0):
         # Already acknowledged or already running its chain: tell its duty officer once about this tier.
-        page(ctx, state, role=DUTY_OFFICER, template="tier_unresponsive", notice=f"from-{because}",
-             **_unresponsive(ctx, because, state))  # fmt: skip
+        page(
+            ctx,
+            state,
+            role=DUTY_OFFICER,
+            template="tier_unresponsive",
+            notice=f"from-{because}",
+            **_unresponsive(ctx, because, state),
+        )
         return state
     state.required = True
     state.informed = False
@@ -203,15 +258,19 @@ def escalate_to(ctx: Context, tier: Tier, *, because: str, manual_reason: str | 
 
 def _unresponsive(ctx: Context, lower_tier: str, state: IncidentTier) -> dict[str, Any]:
     lower = ctx.units.get(lower_tier)
-    return {"lower_unit": lower.name if lower else lower_tier, "minutes": max(1, round(ctx.window.total_seconds() / 60)),
-            "unit": ctx.units[state.tier].name}  # fmt: skip
+    return {
+        "lower_unit": lower.name if lower else lower_tier,
+        "minutes": max(1, round(ctx.window.total_seconds() / 60)),
+        "unit": ctx.units[state.tier].name,
+    }
 
 
 def load_context(session: Session, *, clock: Clock, incident: Incident, rules: RulesDocument) -> Context:
     codes = incident.unit_path.split("/")
     units = session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()
-    return Context(session=session, clock=clock, incident=incident, rules=rules,
-                   units={u.tier: u for u in units}, now=clock.now())  # fmt: skip
+    return Context(
+        session=session, clock=clock, incident=incident, rules=rules, units={u.tier: u for u in units}, now=clock.now()
+    )
 
 
 def plan(rules: RulesDocument, severity: Severity, *, sensitive: bool) -> tuple[Tier, set[Tier], set[Tier]]:
@@ -240,28 +299,29 @@ def apply_plan(ctx: Context, *, reason: str) -> list[IncidentTier]:
             select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()
         ).all()
     }
-    started: list[IncidentTier] = []
+    # Every tier of the chain gets its row first, so an escalation from a vacant lower tier finds its target.
     for tier in TIER_ORDER:
         unit = ctx.units.get(tier)
-        if unit is None:
-            continue
+        if unit is not None and tier not in existing:
+            assert inc.id is not None and unit.id is not None
+            existing[tier] = IncidentTier(incident_id=inc.id, tier=tier, unit_id=unit.id)
+            ctx.session.add(existing[tier])
+    ctx.session.flush()
+    started: list[IncidentTier] = []
+    for tier in TIER_ORDER:
         state = existing.get(tier)
         if state is None:
-            assert inc.id is not None and unit.id is not None
-            state = IncidentTier(incident_id=inc.id, tier=tier, unit_id=unit.id)
-            ctx.session.add(state)
+            continue
         if tier in required and not state.required:
             state.required = True
             state.informed = False
             state.required_at = ctx.now
             state.required_because = reason[:200]
             if state.step < 0:
-                ctx.session.flush()
                 advance(ctx, state)
             started.append(state)
         elif tier in informed and not state.required and not state.informed:
             state.informed = True
-            ctx.session.flush()
             page(ctx, state, role=DUTY_OFFICER, template="incident_info", notice=f"info-{inc.severity}")
         ctx.session.add(state)
     ctx.session.flush()

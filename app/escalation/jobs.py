@@ -8,10 +8,9 @@ directly and several replicas can run it at once without doing any step twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from app import audit
 from app.auth.principal import Principal
@@ -19,13 +18,11 @@ from app.clock import Clock
 from app.db import transaction
 from app.escalation import engine
 from app.escalation import rules as rules_service
-from app.escalation.grading import Severity
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
 from app.notify import outbox
 from app.org.models import Tier, Unit
 from app.roster import resolve as roster_resolve
 from app.roster import service as roster_service
-
 
 SCHEDULER = Principal.system("scheduler")
 
@@ -101,7 +98,14 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
     now = clock.now()
     late = _claim(
         session,
-        select(Incident).where(col(Incident.report_due_at) <= now, col(Incident.status).in_(OPEN_STATUSES)),
+        select(Incident).where(
+            col(Incident.report_due_at) <= now,
+            col(Incident.status).in_(OPEN_STATUSES),
+            or_(
+                col(Incident.overdue_notified_for).is_(None),
+                col(Incident.overdue_notified_for) != col(Incident.report_due_at),
+            ),
+        ),
         limit,
     )
     for inc in late:
@@ -115,15 +119,27 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
             select(IncidentTier).where(IncidentTier.incident_id == inc.id, IncidentTier.tier == target)
         ).one()
         kind = "first" if inc.first_report_at is None else "follow_up"
-        engine.note(session, inc, at=now, kind="late", tier=inc.lead_tier,
-                    message=f"{ctx.units[inc.lead_tier].name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
-                    data={"due_at": due.isoformat(), "report": kind})  # fmt: skip
+        engine.note(
+            session,
+            inc,
+            at=now,
+            kind="late",
+            tier=inc.lead_tier,
+            message=f"{ctx.units[inc.lead_tier].name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
+            data={"due_at": due.isoformat(), "report": kind},
+        )
         lead_unit = ctx.units[inc.lead_tier]
-        engine.page(ctx, state, role=engine.DUTY_OFFICER, template="report_overdue",
-                    notice=f"late-{int(due.timestamp())}", unit=lead_unit.name, report=kind,
-                    due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"))  # fmt: skip
-        # Remind again one follow-up interval later if still nothing is filed.
-        inc.report_due_at = now + timedelta(seconds=rules.level(Severity(inc.severity)).follow_up_interval_seconds)
+        engine.page(
+            ctx,
+            state,
+            role=engine.DUTY_OFFICER,
+            template="report_overdue",
+            notice=f"late-{int(due.timestamp())}",
+            unit=lead_unit.name,
+            report=kind,
+            due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"),
+        )
+        inc.overdue_notified_for = due
         session.add(inc)
     session.flush()
     return len(late)
@@ -141,15 +157,27 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
     for hb in missed:
         hb.missed_at = now
         session.add(hb)
-        audit.record(session, clock=clock, actor=SCHEDULER, action="heartbeat.missed", object_type="heartbeat",
-                     object_id=hb.name, after={"last_seen_at": hb.last_seen_at.isoformat()})  # fmt: skip
+        audit.record(
+            session,
+            clock=clock,
+            actor=SCHEDULER,
+            action="heartbeat.missed",
+            object_type="heartbeat",
+            object_id=hb.name,
+            after={"last_seen_at": hb.last_seen_at.isoformat()},
+        )
         officer = roster_service.resolve(session, unit=city, role=engine.DUTY_OFFICER, at=now) if city else None
         if officer is not None:
             outbox.enqueue(
-                session, clock=clock, channel="sms", to=officer.phone, template="heartbeat_missed",
+                session,
+                clock=clock,
+                channel="sms",
+                to=officer.phone,
+                template="heartbeat_missed",
                 params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
-                dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}", person_id=officer.id,
-            )  # fmt: skip
+                dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}",
+                person_id=officer.id,
+            )
     session.flush()
     return len(missed)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import JSON, Column
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
@@ -25,9 +25,20 @@ from app.org.models import AgencyKind, Tier
 TIER_ORDER = [Tier.street, Tier.district, Tier.city]
 
 CATEGORIES = (
-    "fire", "gas", "hazmat", "construction", "ebike", "hospital", "elderly_care", "traffic", "flood", "geologic",
-    "public_health", "public_security", "other",
-)  # fmt: skip
+    "fire",
+    "gas",
+    "hazmat",
+    "construction",
+    "ebike",
+    "hospital",
+    "elderly_care",
+    "traffic",
+    "flood",
+    "geologic",
+    "public_health",
+    "public_security",
+    "other",
+)
 
 Seconds = Annotated[int, Field(gt=0, le=30 * 24 * 3600)]
 
@@ -70,15 +81,21 @@ class RulesDocument(BaseModel):
         description="which kinds of agency receive an incident of each category by webhook"
     )
 
-    @model_validator(mode="after")
-    def _complete(self) -> RulesDocument:
-        missing = [s.value for s in Severity if s not in self.levels]
+    @field_validator("levels")
+    @classmethod
+    def _every_level(cls, levels: dict[Severity, LevelRule]) -> dict[Severity, LevelRule]:
+        missing = [s.value for s in Severity if s not in levels]
         if missing:
-            raise ValueError(f"levels is missing {', '.join(missing)}")
-        unknown = sorted(set(self.category_agencies) - set(CATEGORIES))
+            raise ValueError(f"missing level(s) {', '.join(missing)}")
+        return levels
+
+    @field_validator("category_agencies")
+    @classmethod
+    def _known_categories(cls, mapping: dict[str, list[AgencyKind]]) -> dict[str, list[AgencyKind]]:
+        unknown = sorted(set(mapping) - set(CATEGORIES))
         if unknown:
-            raise ValueError(f"category_agencies has unknown categories: {', '.join(unknown)}")
-        return self
+            raise ValueError(f"unknown categories: {', '.join(unknown)}")
+        return mapping
 
     def level(self, severity: Severity) -> LevelRule:
         return self.levels[severity]
@@ -91,26 +108,43 @@ def default_document() -> RulesDocument:
     return RulesDocument(
         levels={
             Severity.IV: LevelRule(
-                lead_tier=district, must_acknowledge=[street, district], ack_window_seconds=300,
-                first_report_due_seconds=6 * h, follow_up_interval_seconds=24 * h,
-                leader_at_once=False, voice_for_leaders=False,
+                lead_tier=district,
+                must_acknowledge=[street, district],
+                ack_window_seconds=300,
+                first_report_due_seconds=6 * h,
+                follow_up_interval_seconds=24 * h,
+                leader_at_once=False,
+                voice_for_leaders=False,
             ),
             Severity.III: LevelRule(
-                lead_tier=district, must_acknowledge=[street, district], informed=[city], ack_window_seconds=300,
-                first_report_due_seconds=h, follow_up_interval_seconds=24 * h,
-                leader_at_once=True, voice_for_leaders=False,
+                lead_tier=district,
+                must_acknowledge=[street, district],
+                informed=[city],
+                ack_window_seconds=300,
+                first_report_due_seconds=h,
+                follow_up_interval_seconds=24 * h,
+                leader_at_once=True,
+                voice_for_leaders=False,
             ),
             Severity.II: LevelRule(
-                lead_tier=city, must_acknowledge=[street, district, city], ack_window_seconds=180,
-                first_report_due_seconds=h // 2, follow_up_interval_seconds=12 * h,
-                leader_at_once=True, voice_for_leaders=True,
+                lead_tier=city,
+                must_acknowledge=[street, district, city],
+                ack_window_seconds=180,
+                first_report_due_seconds=h // 2,
+                follow_up_interval_seconds=12 * h,
+                leader_at_once=True,
+                voice_for_leaders=True,
             ),
             Severity.I: LevelRule(
-                lead_tier=city, must_acknowledge=[street, district, city], ack_window_seconds=180,
-                first_report_due_seconds=h // 2, follow_up_interval_seconds=12 * h,
-                leader_at_once=True, voice_for_leaders=True,
+                lead_tier=city,
+                must_acknowledge=[street, district, city],
+                ack_window_seconds=180,
+                first_report_due_seconds=h // 2,
+                follow_up_interval_seconds=12 * h,
+                leader_at_once=True,
+                voice_for_leaders=True,
             ),
-        },  # fmt: skip
+        },
         category_agencies={
             "fire": [AgencyKind.fire, AgencyKind.ambulance],
             "gas": [AgencyKind.gas, AgencyKind.fire],
@@ -164,9 +198,13 @@ def replace(session: Session, *, clock: Clock, actor: Principal, document: dict[
     try:
         parsed = RulesDocument.model_validate(document)
     except ValidationError as exc:
-        fields = [FieldError(".".join(str(p) for p in e["loc"]) or "document", e["msg"]) for e in exc.errors()]
-        raise Invalid("the rules document is invalid: " + "; ".join(f"{f.field}: {f.message}" for f in fields[:5]),
-                      fields=fields) from exc
+        fields = [
+            FieldError(".".join(str(p) for p in e["loc"]) or "document", e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        raise Invalid(
+            "the rules document is invalid: " + "; ".join(f"{f.field}: {f.message}" for f in fields[:5]), fields=fields
+        ) from exc
     before = current(session)
     version = (before.version or 1) + 1
     body = parsed.model_dump(mode="json", exclude={"version", "created_at", "created_by"})
@@ -176,6 +214,14 @@ def replace(session: Session, *, clock: Clock, actor: Principal, document: dict[
             session.add(row)
     except IntegrityError as exc:
         raise Conflict("the rules were replaced concurrently; read them again and retry") from exc
-    audit.record(session, clock=clock, actor=actor, action="rules.replace", object_type="response_rules",
-                 object_id=version, before={"version": before.version}, after=body)  # fmt: skip
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="rules.replace",
+        object_type="response_rules",
+        object_id=version,
+        before={"version": before.version},
+        after=body,
+    )
     return _as_document(row)

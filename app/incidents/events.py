@@ -8,8 +8,8 @@ from sqlmodel import Session, col, or_, select
 
 from app.auth.principal import Principal
 from app.clock import Clock
-from app.escalation.rules import RulesDocument
 from app.escalation import rules as rules_service
+from app.escalation.rules import RulesDocument
 from app.incidents.models import Incident
 from app.notify import webhooks
 from app.org.models import Agency, Unit
@@ -18,14 +18,28 @@ from app.org.models import Agency, Unit
 def payload(inc: Incident) -> dict[str, Any]:
     """The incident as webhook receivers see it."""
     return {
-        "id": inc.id, "code": inc.code, "status": inc.status, "severity": inc.severity,
-        "category": inc.category, "title": inc.title, "unit_code": inc.unit_path.rsplit("/", 1)[-1],
-        "address": inc.address, "occurred_at": inc.occurred_at.isoformat(), "lead_tier": inc.lead_tier,
-        "casualties": {"deaths": inc.deaths, "injuries": inc.serious_injuries, "trapped": inc.trapped,
-                       "missing": inc.missing},
-        "economic_loss_cny": inc.economic_loss_cny, "sensitive": inc.sensitive, "source": inc.source,
-        "external_id": inc.external_id, "updated_at": inc.updated_at.isoformat(),
-    }  # fmt: skip
+        "id": inc.id,
+        "code": inc.code,
+        "status": inc.status,
+        "severity": inc.severity,
+        "category": inc.category,
+        "title": inc.title,
+        "unit_code": inc.unit_path.rsplit("/", 1)[-1],
+        "address": inc.address,
+        "occurred_at": inc.occurred_at.isoformat(),
+        "lead_tier": inc.lead_tier,
+        "casualties": {
+            "deaths": inc.deaths,
+            "injuries": inc.serious_injuries,
+            "trapped": inc.trapped,
+            "missing": inc.missing,
+        },
+        "economic_loss_cny": inc.economic_loss_cny,
+        "sensitive": inc.sensitive,
+        "source": inc.source,
+        "external_id": inc.external_id,
+        "updated_at": inc.updated_at.isoformat(),
+    }
 
 
 def routed_agencies(session: Session, rules: RulesDocument, inc: Incident) -> list[str]:
@@ -34,18 +48,25 @@ def routed_agencies(session: Session, rules: RulesDocument, inc: Incident) -> li
     if not kinds:
         return []
     rows = session.exec(
-        select(Agency, Unit).outerjoin(Unit, col(Unit.id) == col(Agency.unit_id))
+        select(Agency, Unit)
+        .outerjoin(Unit, col(Unit.id) == col(Agency.unit_id))
         .where(col(Agency.kind).in_(kinds), col(Agency.active).is_(True))
-    ).all()  # fmt: skip
+    ).all()
     return [a.code for a, u in rows if u is None or inc.unit_path == u.path or inc.unit_path.startswith(u.path + "/")]
 
 
 def publish(session: Session, *, clock: Clock, inc: Incident, rules: RulesDocument, event_type: str) -> None:
     """Queue the event for every matching subscription, in the caller's transaction."""
     webhooks.publish(
-        session, clock=clock, event_type=event_type, incident=payload(inc), category=inc.category,
-        severity=inc.severity, unit_path=inc.unit_path, agency_codes=routed_agencies(session, rules, inc),
-    )  # fmt: skip
+        session,
+        clock=clock,
+        event_type=event_type,
+        incident=payload(inc),
+        category=inc.category,
+        severity=inc.severity,
+        unit_path=inc.unit_path,
+        agency_codes=routed_agencies(session, rules, inc),
+    )
 
 
 def _agency(session: Session, actor: Principal) -> tuple[Agency, Unit | None]:

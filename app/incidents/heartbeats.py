@@ -21,19 +21,38 @@ def ping(session: Session, *, clock: Clock, actor: Principal, name: str, interva
     now = clock.now()
     hb = session.exec(select(Heartbeat).where(Heartbeat.name == name).with_for_update()).first()
     if hb is None:
-        hb = Heartbeat(name=name, agency_id=actor.id, interval_seconds=interval_seconds, last_seen_at=now,
-                       due_at=now + timedelta(seconds=interval_seconds))  # fmt: skip
+        hb = Heartbeat(
+            name=name,
+            agency_id=actor.id,
+            interval_seconds=interval_seconds,
+            last_seen_at=now,
+            due_at=now + timedelta(seconds=interval_seconds),
+        )
         session.add(hb)
         session.flush()
-        audit.record(session, clock=clock, actor=actor, action="heartbeat.create", object_type="heartbeat",
-                     object_id=name, after={"interval_seconds": interval_seconds})  # fmt: skip
+        audit.record(
+            session,
+            clock=clock,
+            actor=actor,
+            action="heartbeat.create",
+            object_type="heartbeat",
+            object_id=name,
+            after={"interval_seconds": interval_seconds},
+        )
         return hb
     if hb.agency_id != actor.id:
         raise Forbidden(f"the heartbeat {name!r} belongs to another agency")
     if hb.missed_at is not None:
-        audit.record(session, clock=clock, actor=actor, action="heartbeat.recovered", object_type="heartbeat",
-                     object_id=name, before={"missed_at": hb.missed_at.isoformat()},
-                     after={"recovered_at": now.isoformat()})  # fmt: skip
+        audit.record(
+            session,
+            clock=clock,
+            actor=actor,
+            action="heartbeat.recovered",
+            object_type="heartbeat",
+            object_id=name,
+            before={"missed_at": hb.missed_at.isoformat()},
+            after={"recovered_at": now.isoformat()},
+        )
         hb.missed_at = None
     hb.last_seen_at = now
     hb.interval_seconds = interval_seconds

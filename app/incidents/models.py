@@ -57,7 +57,8 @@ class Incident(SQLModel, table=True):
     first_report_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # When the lead tier's next written report is due (首报, then 续报 while open); null when none is.
     report_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
-    follow_ups: int = 0
+    # The due time already reported overdue, so each missed deadline pages once.
+    overdue_notified_for: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -10,9 +10,20 @@ from app.escalation.rules import CATEGORIES
 from app.incidents.models import ReportKind, Status
 
 Category = Literal[
-    "fire", "gas", "hazmat", "construction", "ebike", "hospital", "elderly_care", "traffic", "flood", "geologic",
-    "public_health", "public_security", "other",
-]  # fmt: skip
+    "fire",
+    "gas",
+    "hazmat",
+    "construction",
+    "ebike",
+    "hospital",
+    "elderly_care",
+    "traffic",
+    "flood",
+    "geologic",
+    "public_health",
+    "public_security",
+    "other",
+]
 assert set(Category.__args__) == set(CATEGORIES)  # type: ignore[attr-defined]
 
 Count = Annotated[int, Field(ge=0, le=1_000_000)]

@@ -32,8 +32,13 @@ def source_of(actor: Principal) -> str:
 
 
 def _figures(inc: Incident) -> dict[str, Any]:
-    return {"deaths": inc.deaths, "injuries": inc.serious_injuries, "trapped": inc.trapped,
-            "missing": inc.missing, "economic_loss_cny": inc.economic_loss_cny}  # fmt: skip
+    return {
+        "deaths": inc.deaths,
+        "injuries": inc.serious_injuries,
+        "trapped": inc.trapped,
+        "missing": inc.missing,
+        "economic_loss_cny": inc.economic_loss_cny,
+    }
 
 
 def _set_figures(inc: Incident, casualties: Casualties | None, loss: float | None) -> bool:
@@ -47,8 +52,9 @@ def _set_figures(inc: Incident, casualties: Casualties | None, loss: float | Non
 
 
 def _context(session: Session, clock: Clock, inc: Incident) -> engine.Context:
-    return engine.load_context(session, clock=clock, incident=inc,
-                               rules=rules_service.by_version(session, inc.rules_version))  # fmt: skip
+    return engine.load_context(
+        session, clock=clock, incident=inc, rules=rules_service.by_version(session, inc.rules_version)
+    )
 
 
 def lock(session: Session, incident_id: int) -> Incident:
@@ -68,27 +74,46 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
     source = source_of(actor)
     if data.external_id is not None:
         existing = session.exec(
-            select(Incident).where(Incident.source == source, Incident.external_id == data.external_id)
+            select(Incident)
+            .where(Incident.source == source, Incident.external_id == data.external_id)
             .with_for_update()
-        ).first()  # fmt: skip
+        ).first()
         if existing is not None:
             return _update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False
     now = clock.now()
     rules = rules_service.current(session)
     reported = data.severity
-    figures_level = computed(deaths=data.casualties.deaths, serious_injuries=data.casualties.injuries,
-                             economic_loss_cny=data.economic_loss_cny)  # fmt: skip
+    figures_level = computed(
+        deaths=data.casualties.deaths,
+        serious_injuries=data.casualties.injuries,
+        economic_loss_cny=data.economic_loss_cny,
+    )
     severity = graver(reported, figures_level)
     assert unit.id is not None and rules.version is not None
     inc = Incident(
-        code=codes.new_code(), source=source, external_id=data.external_id, category=data.category,
-        title=data.title.strip(), description=data.description, unit_id=unit.id, unit_path=unit.path,
-        address=data.address, lat=data.location.lat if data.location else None,
-        lon=data.location.lon if data.location else None, occurred_at=data.occurred_at, sensitive=data.sensitive,
-        reported_severity=reported, computed_severity=figures_level, severity=severity, lead_tier="",
-        rules_version=rules.version, status=Status.reported, created_at=now, updated_at=now,
+        code=codes.new_code(),
+        source=source,
+        external_id=data.external_id,
+        category=data.category,
+        title=data.title.strip(),
+        description=data.description,
+        unit_id=unit.id,
+        unit_path=unit.path,
+        address=data.address,
+        lat=data.location.lat if data.location else None,
+        lon=data.location.lon if data.location else None,
+        occurred_at=data.occurred_at,
+        sensitive=data.sensitive,
+        reported_severity=reported,
+        computed_severity=figures_level,
+        severity=severity,
+        lead_tier="",
+        rules_version=rules.version,
+        status=Status.reported,
+        created_at=now,
+        updated_at=now,
         report_due_at=now + timedelta(seconds=rules.level(severity).first_report_due_seconds),
-    )  # fmt: skip
+    )
     _set_figures(inc, data.casualties, data.economic_loss_cny)
     for _ in range(8):
         try:
@@ -96,31 +121,53 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
                 session.add(inc)
             break
         except IntegrityError:
-            session.expunge(inc)
+            if inc in session:  # the savepoint's rollback usually expunges it already
+                session.expunge(inc)
             if data.external_id is not None:
                 # A concurrent request with the same external_id committed first: this is a repeat.
                 existing = session.exec(
-                    select(Incident).where(Incident.source == source, Incident.external_id == data.external_id)
+                    select(Incident)
+                    .where(Incident.source == source, Incident.external_id == data.external_id)
                     .with_for_update()
-                ).first()  # fmt: skip
+                ).first()
                 if existing is not None:
-                    return _update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit,
-                                               data=data), False  # fmt: skip
+                    return _update_from_repeat(
+                        session, clock=clock, actor=actor, inc=existing, unit=unit, data=data
+                    ), False
             inc.code = codes.new_code()  # the short code collided
     else:
         raise Conflict("could not allocate an incident code; retry")
     ctx = _context(session, clock, inc)
-    engine.note(session, inc, at=now, kind="reported", actor=actor.actor,
-                message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
-                data={"severity": severity, "reported_severity": reported, "computed_severity": figures_level,
-                      "rules_version": rules.version, "figures": _figures(inc)})  # fmt: skip
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="reported",
+        actor=actor.actor,
+        message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
+        data={
+            "severity": severity,
+            "reported_severity": reported,
+            "computed_severity": figures_level,
+            "rules_version": rules.version,
+            "figures": _figures(inc),
+        },
+    )
     engine.apply_plan(ctx, reason="新报事件")
     inc.updated_at = now
     session.add(inc)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.created")
-    audit.record(session, clock=clock, actor=actor, action="incident.create", object_type="incident",
-                 object_id=inc.id, unit_path=inc.unit_path, after={"code": inc.code, "severity": severity})  # fmt: skip
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="incident.create",
+        object_type="incident",
+        object_id=inc.id,
+        unit_path=inc.unit_path,
+        after={"code": inc.code, "severity": severity},
+    )
     return inc, True
 
 
@@ -132,10 +179,16 @@ def _update_from_repeat(
     if inc.status == Status.closed:
         raise Conflict(f"incident {inc.code} is closed")
     changed: dict[str, Any] = {}
-    simple = {"category": data.category, "title": data.title.strip(), "description": data.description,
-              "address": data.address, "occurred_at": data.occurred_at, "sensitive": data.sensitive,
-              "lat": data.location.lat if data.location else None,
-              "lon": data.location.lon if data.location else None}  # fmt: skip
+    simple = {
+        "category": data.category,
+        "title": data.title.strip(),
+        "description": data.description,
+        "address": data.address,
+        "occurred_at": data.occurred_at,
+        "sensitive": data.sensitive,
+        "lat": data.location.lat if data.location else None,
+        "lon": data.location.lon if data.location else None,
+    }
     for key, value in simple.items():
         if getattr(inc, key) != value:
             changed[key] = {"from": _jsonable(getattr(inc, key)), "to": _jsonable(value)}
@@ -151,8 +204,15 @@ def _update_from_repeat(
         return inc
     now = clock.now()
     inc.updated_at = now
-    engine.note(session, inc, at=now, kind="updated", actor=actor.actor,
-                message=f"{actor.actor}更新:{', '.join(changed)}", data={"changes": changed})  # fmt: skip
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="updated",
+        actor=actor.actor,
+        message=f"{actor.actor}更新:{', '.join(changed)}",
+        data={"changes": changed},
+    )
     ctx = _context(session, clock, inc)
     regraded = _regrade(ctx, figures_changed=figures_changed, actor=actor.actor, reason="更新的数字")
     if "sensitive" in changed and not regraded:
@@ -170,8 +230,9 @@ def _jsonable(value: Any) -> Any:
 def _regrade(ctx: engine.Context, *, figures_changed: bool, actor: str, reason: str) -> bool:
     """Recompute the level; never lower it automatically. A rise re-plans the tiers and pages new ones at once."""
     inc = ctx.incident
-    inc.computed_severity = computed(deaths=inc.deaths, serious_injuries=inc.serious_injuries,
-                                     economic_loss_cny=inc.economic_loss_cny)  # fmt: skip
+    inc.computed_severity = computed(
+        deaths=inc.deaths, serious_injuries=inc.serious_injuries, economic_loss_cny=inc.economic_loss_cny
+    )
     if figures_changed:
         inc.manual_severity = None  # a hand-lowered level holds only until new figures arrive
     candidate = graver(_sev(inc.reported_severity), Severity(inc.computed_severity))
@@ -180,9 +241,15 @@ def _regrade(ctx: engine.Context, *, figures_changed: bool, actor: str, reason: 
     if new == old:
         return False
     inc.severity = new
-    engine.note(ctx.session, inc, at=ctx.now, kind="regraded", actor=actor,
-                message=f"等级由{old}级调整为{new}级({reason})",
-                data={"from": old, "to": new, "computed": inc.computed_severity})  # fmt: skip
+    engine.note(
+        ctx.session,
+        inc,
+        at=ctx.now,
+        kind="regraded",
+        actor=actor,
+        message=f"等级由{old}级调整为{new}级({reason})",
+        data={"from": old, "to": new, "computed": inc.computed_severity},
+    )
     if is_graver(new, old):
         engine.apply_plan(ctx, reason=f"升级为{new}级")
     events.publish(ctx.session, clock=ctx.clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
@@ -238,14 +305,32 @@ def add_report(
     assert inc.id is not None
     rules = rules_service.by_version(session, inc.rules_version)
     figures_changed = _set_figures(inc, data.casualties, data.economic_loss_cny)
-    entry = Report(incident_id=inc.id, kind=data.kind, number=len(kinds) + 1, text=data.text,
-                   figures=_figures(inc) if figures_changed else None, author=actor.actor, at=now, late=late)  # fmt: skip
+    entry = Report(
+        incident_id=inc.id,
+        kind=data.kind,
+        number=len(kinds) + 1,
+        text=data.text,
+        figures=_figures(inc) if figures_changed else None,
+        author=actor.actor,
+        at=now,
+        late=late,
+    )
     session.add(entry)
     label = {ReportKind.first: "首报", ReportKind.follow_up: "续报", ReportKind.final: "终报"}[data.kind]
-    engine.note(session, inc, at=now, kind="report", actor=actor.actor,
-                message=f"{label}第{entry.number}号" + ("(迟报)" if late else ""),
-                data={"kind": data.kind, "number": entry.number, "late": late,
-                      "figures": _figures(inc) if figures_changed else None})  # fmt: skip
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="report",
+        actor=actor.actor,
+        message=f"{label}第{entry.number}号" + ("(迟报)" if late else ""),
+        data={
+            "kind": data.kind,
+            "number": entry.number,
+            "late": late,
+            "figures": _figures(inc) if figures_changed else None,
+        },
+    )
     if data.kind == ReportKind.final:
         inc.report_due_at = None
     elif inc.status in OPEN_STATUSES:
@@ -325,9 +410,16 @@ def acknowledge_tier(
     state.next_step_at = None
     session.add(state)
     unit = session.get(Unit, state.unit_id)
-    engine.note(session, inc, at=now, kind="ack", tier=state.tier, actor=f"person:{person.id}:{person.name}",
-                message=f"{unit.name if unit else state.tier}{person.name}签收({via})",
-                data={"person_id": person.id, "via": via, "step": state.step})  # fmt: skip
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="ack",
+        tier=state.tier,
+        actor=f"person:{person.id}:{person.name}",
+        message=f"{unit.name if unit else state.tier}{person.name}签收({via})",
+        data={"person_id": person.id, "via": via, "step": state.step},
+    )
     if inc.status == Status.reported:
         inc.status = Status.acknowledged
     inc.updated_at = now
@@ -361,8 +453,9 @@ def escalate(session: Session, *, clock: Clock, actor: Principal, incident_id: i
     above = engine.tier_above(start)
     if above is None or above not in ctx.units:
         raise Conflict("there is no tier above the city")
-    result = engine.escalate_to(ctx, above, because=start, manual_reason=f"{person.name}手动升级:{reason}",
-                                actor=actor.actor)  # fmt: skip
+    result = engine.escalate_to(
+        ctx, above, because=start, manual_reason=f"{person.name}手动升级:{reason}", actor=actor.actor
+    )
     inc.updated_at = ctx.now
     session.add(inc)
     session.flush()
@@ -388,18 +481,32 @@ def set_severity(
     inc.manual_severity = severity
     inc.severity = severity
     inc.updated_at = now
-    engine.note(session, inc, at=now, kind="regraded", actor=actor.actor,
-                message=f"{actor.actor}将等级由{old}级调整为{severity}级:{reason}",
-                data={"from": old, "to": severity, "reason": reason, "manual": True})  # fmt: skip
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="regraded",
+        actor=actor.actor,
+        message=f"{actor.actor}将等级由{old}级调整为{severity}级:{reason}",
+        data={"from": old, "to": severity, "reason": reason, "manual": True},
+    )
     ctx = _context(session, clock, inc)
     if is_graver(severity, old):
         engine.apply_plan(ctx, reason=f"人工调整为{severity}级")
     session.add(inc)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
-    audit.record(session, clock=clock, actor=actor, action="incident.severity", object_type="incident",
-                 object_id=inc.id, unit_path=inc.unit_path, before={"severity": old},
-                 after={"severity": severity, "reason": reason})  # fmt: skip
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="incident.severity",
+        object_type="incident",
+        object_id=inc.id,
+        unit_path=inc.unit_path,
+        before={"severity": old},
+        after={"severity": severity, "reason": reason},
+    )
     return inc
 
 
@@ -442,8 +549,13 @@ def resolve(session: Session, *, clock: Clock, actor: Principal, incident_id: in
     engine.note(session, inc, at=now, kind="resolved", actor=actor.actor, message=f"处置完毕:{reason}")
     session.add(inc)
     session.flush()
-    events.publish(session, clock=clock, inc=inc, rules=rules_service.by_version(session, inc.rules_version),
-                   event_type="incident.resolved")  # fmt: skip
+    events.publish(
+        session,
+        clock=clock,
+        inc=inc,
+        rules=rules_service.by_version(session, inc.rules_version),
+        event_type="incident.resolved",
+    )
     return inc
 
 
@@ -469,8 +581,13 @@ def close(session: Session, *, clock: Clock, actor: Principal, incident_id: int,
     engine.note(session, inc, at=now, kind="closed", actor=actor.actor, message=f"结案:{reason}")
     session.add(inc)
     session.flush()
-    events.publish(session, clock=clock, inc=inc, rules=rules_service.by_version(session, inc.rules_version),
-                   event_type="incident.closed")  # fmt: skip
+    events.publish(
+        session,
+        clock=clock,
+        inc=inc,
+        rules=rules_service.by_version(session, inc.rules_version),
+        event_type="incident.closed",
+    )
     return inc
 
 
@@ -501,8 +618,9 @@ def listing(
     if since is not None:
         query = query.where(col(Incident.created_at) >= since)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc())
-                        .offset(offset).limit(limit)).all()  # fmt: skip
+    rows = session.exec(
+        query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).offset(offset).limit(limit)
+    ).all()
     return list(rows), total
 
 

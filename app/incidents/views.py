@@ -38,30 +38,50 @@ def public_many(session: Session, incidents: Sequence[Incident]) -> list[Inciden
         tiers = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
         out.append(
             IncidentPublic(
-                id=inc.id, code=inc.code, status=Status(inc.status), severity=Severity(inc.severity),
+                id=inc.id,
+                code=inc.code,
+                status=Status(inc.status),
+                severity=Severity(inc.severity),
                 severity_color=Severity(inc.severity).color,
                 reported_severity=Severity(inc.reported_severity) if inc.reported_severity else None,
-                computed_severity=Severity(inc.computed_severity), lead_tier=inc.lead_tier,
-                rules_version=inc.rules_version, category=inc.category, title=inc.title,
-                description=inc.description, unit_code=unit.code, unit_name=unit.name, address=inc.address,
+                computed_severity=Severity(inc.computed_severity),
+                lead_tier=inc.lead_tier,
+                rules_version=inc.rules_version,
+                category=inc.category,
+                title=inc.title,
+                description=inc.description,
+                unit_code=unit.code,
+                unit_name=unit.name,
+                address=inc.address,
                 location=Location(lat=inc.lat, lon=inc.lon) if inc.lat is not None and inc.lon is not None else None,
                 occurred_at=inc.occurred_at,
-                casualties=Casualties(deaths=inc.deaths, injuries=inc.serious_injuries, trapped=inc.trapped,
-                                      missing=inc.missing),
-                economic_loss_cny=inc.economic_loss_cny, sensitive=inc.sensitive, source=inc.source,
-                external_id=inc.external_id, created_at=inc.created_at, updated_at=inc.updated_at,
+                casualties=Casualties(
+                    deaths=inc.deaths, injuries=inc.serious_injuries, trapped=inc.trapped, missing=inc.missing
+                ),
+                economic_loss_cny=inc.economic_loss_cny,
+                sensitive=inc.sensitive,
+                source=inc.source,
+                external_id=inc.external_id,
+                created_at=inc.created_at,
+                updated_at=inc.updated_at,
                 report_due_at=inc.report_due_at,
                 tiers=[
                     TierState(
-                        tier=s.tier, unit_code=units[s.unit_id].code, unit_name=units[s.unit_id].name,
-                        required=s.required, informed=s.informed, step=s.step, acknowledged_at=s.acknowledged_at,
+                        tier=s.tier,
+                        unit_code=units[s.unit_id].code,
+                        unit_name=units[s.unit_id].name,
+                        required=s.required,
+                        informed=s.informed,
+                        step=s.step,
+                        acknowledged_at=s.acknowledged_at,
                         acknowledged_by=PersonRef(id=s.acknowledged_by_id, name=s.acknowledged_by_name or "")
-                        if s.acknowledged_by_id is not None else None,
+                        if s.acknowledged_by_id is not None
+                        else None,
                         next_step_at=s.next_step_at,
                     )
                     for s in tiers
                 ],
-            )  # fmt: skip
+            )
         )
     return out
 

@@ -34,6 +34,7 @@ REPORT_NAMES = {"first": "首报", "follow_up": "续报", "final": "终报"}
 
 TEMPLATES: dict[str, str] = {
     "incident_page": "【{level}级{category}】{unit}:{title}。编号{code},回复1签收",
+    "incident_info": "【{level}级{category}通报】{unit}:{title}。编号{code},无需签收",
     "incident_reminder": "【提醒】{unit}{level}级{category}({code})仍未签收,请回复1签收",
     "tier_unresponsive": (
         "【{level}级{category}】{lower_unit}{minutes}分钟未签收,请{unit}处置:{title}。编号{code},回复1签收"
@@ -53,7 +54,7 @@ TEMPLATES: dict[str, str] = {
 }
 
 # Parameters whose value may be shortened so the whole text fits one segment.
-_SHORTENABLE = {"incident_page": "title", "tier_unresponsive": "title"}
+_SHORTENABLE = {"incident_page": "title", "incident_info": "title", "tier_unresponsive": "title"}
 
 
 def names(template: str) -> list[str]:

@@ -54,25 +54,39 @@ def gap_alerts(session: Session, *, clock: Clock, horizon: timedelta = timedelta
         unit = gap.unit
         parent = by_id.get(unit.parent_id) if unit.parent_id else None
         recipients: list[Person] = []
-        for person in (on_duty.get((unit.id or 0, LEADER)),
-                       on_duty.get((parent.id or 0, DUTY_OFFICER)) if parent else None):  # fmt: skip
+        for person in (
+            on_duty.get((unit.id or 0, LEADER)),
+            on_duty.get((parent.id or 0, DUTY_OFFICER)) if parent else None,
+        ):
             if person is not None and person not in recipients:
                 recipients.append(person)
         day = now.astimezone(roster_resolve.zone_of(unit)).date().isoformat()
         for person in recipients:
             row = outbox.enqueue(
-                session, clock=clock, channel="sms", to=person.phone, template="roster_gap",
-                params={"unit": unit.name, "role": gap.role, "start": _local(gap.start, unit),
-                        "end": _local(gap.end, unit)},
+                session,
+                clock=clock,
+                channel="sms",
+                to=person.phone,
+                template="roster_gap",
+                params={
+                    "unit": unit.name,
+                    "role": gap.role,
+                    "start": _local(gap.start, unit),
+                    "end": _local(gap.end, unit),
+                },
                 dedup_key=f"gap:{unit.code}:{gap.role}:{int(gap.start.timestamp())}:{day}:{person.id}",
                 person_id=person.id,
-            )  # fmt: skip
+            )
             paged += row is not None
     return AlertResult(len(found), paged)
 
 
 def missed_check_ins(
-    session: Session, *, clock: Clock, grace: timedelta = timedelta(minutes=15), lookback: timedelta = timedelta(hours=2)
+    session: Session,
+    *,
+    clock: Clock,
+    grace: timedelta = timedelta(minutes=15),
+    lookback: timedelta = timedelta(hours=2),
 ) -> AlertResult:
     """Page the leader of every unit whose duty officer has not checked in `grace` after their shift began."""
     now = clock.now()
@@ -94,23 +108,35 @@ def missed_check_ins(
         ).all()
     }
     missing = [
-        (unit, seg) for unit, seg in late
+        (unit, seg)
+        for unit, seg in late
         if not any(u == unit.id and p == seg.person_id and at >= seg.start - EARLY_CHECK_IN for u, p, at in checked)
-    ]  # fmt: skip
+    ]
     if not missing:
         return AlertResult(0, 0)
     on_duty = roster_service.resolve_many(session, units=[u for u, _ in missing], at=now)
-    names = {p.id: p.name for p in session.exec(select(Person).where(col(Person.id).in_({s.person_id for _, s in missing})))}
+    names = {
+        p.id: p.name for p in session.exec(select(Person).where(col(Person.id).in_({s.person_id for _, s in missing})))
+    }
     paged = 0
     for unit, seg in missing:
         leader = on_duty.get((unit.id or 0, LEADER))
         if leader is None:
             continue
         row = outbox.enqueue(
-            session, clock=clock, channel="sms", to=leader.phone, template="missed_check_in",
-            params={"unit": unit.name, "name": names.get(seg.person_id, ""), "shift_start": _local(seg.start, unit),
-                    "minutes": int(grace.total_seconds() // 60)},
-            dedup_key=f"checkin:{unit.code}:{int(seg.start.timestamp())}:{leader.id}", person_id=leader.id,
-        )  # fmt: skip
+            session,
+            clock=clock,
+            channel="sms",
+            to=leader.phone,
+            template="missed_check_in",
+            params={
+                "unit": unit.name,
+                "name": names.get(seg.person_id, ""),
+                "shift_start": _local(seg.start, unit),
+                "minutes": int(grace.total_seconds() // 60),
+            },
+            dedup_key=f"checkin:{unit.code}:{int(seg.start.timestamp())}:{leader.id}",
+            person_id=leader.id,
+        )
         paged += row is not None
     return AlertResult(len(missing), paged)

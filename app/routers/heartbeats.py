@@ -21,5 +21,6 @@ def ping(
 ) -> HeartbeatPublic:
     interval = (data or HeartbeatIn()).interval_seconds
     hb = heartbeats.ping(session, clock=clock, actor=principal, name=name, interval_seconds=interval)
-    return HeartbeatPublic(name=hb.name, interval_seconds=hb.interval_seconds, last_seen_at=hb.last_seen_at,
-                           due_at=hb.due_at, status="ok")  # fmt: skip
+    return HeartbeatPublic(
+        name=hb.name, interval_seconds=hb.interval_seconds, last_seen_at=hb.last_seen_at, due_at=hb.due_at, status="ok"
+    )

@@ -53,8 +53,16 @@ def list_incidents(
     since: AwareDatetime | None = None,
 ) -> Page[IncidentPublic]:
     root = unit_service.get(session, unit, field="unit") if unit else None
-    rows, total = incident_service.listing(session, actor=principal, status=status_, severity=severity, unit=root,
-                                           since=since, limit=paging.limit, offset=paging.offset)  # fmt: skip
+    rows, total = incident_service.listing(
+        session,
+        actor=principal,
+        status=status_,
+        severity=severity,
+        unit=root,
+        since=since,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
     return Page(items=views.public_many(session, rows), total=total, limit=paging.limit, offset=paging.offset)
 
 
@@ -63,8 +71,11 @@ def get_incident(incident_id: int, session: SessionDep, principal: PrincipalDep)
     return views.detail(session, incident_service.get(session, actor=principal, incident_id=incident_id))
 
 
-@router.post("/{incident_id}/reports", status_code=status.HTTP_201_CREATED,
-             summary="File the first report (首报), a follow-up (续报) or the final report (终报)")  # fmt: skip
+@router.post(
+    "/{incident_id}/reports",
+    status_code=status.HTTP_201_CREATED,
+    summary="File the first report (首报), a follow-up (续报) or the final report (终报)",
+)
 def add_report(
     incident_id: int, data: ReportCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentDetail:
@@ -82,8 +93,9 @@ def acknowledge(incident_id: int, session: SessionDep, clock: ClockDep, principa
 def escalate(
     incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> TierState:
-    state = incident_service.escalate(session, clock=clock, actor=principal, incident_id=incident_id,
-                                      reason=data.reason)  # fmt: skip
+    state = incident_service.escalate(
+        session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason
+    )
     inc = incident_service.get(session, actor=principal, incident_id=incident_id)
     return next(t for t in views.public(session, inc).tiers if t.tier == state.tier)
 
@@ -92,19 +104,24 @@ def escalate(
 def set_severity(
     incident_id: int, data: SeverityChange, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
-    inc = incident_service.set_severity(session, clock=clock, actor=principal, incident_id=incident_id,
-                                        severity=data.severity, reason=data.reason)  # fmt: skip
+    inc = incident_service.set_severity(
+        session, clock=clock, actor=principal, incident_id=incident_id, severity=data.severity, reason=data.reason
+    )
     return views.public(session, inc)
 
 
 @router.post("/{incident_id}/resolve", summary="Mark resolved: every escalation timer stops")
-def resolve(incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> IncidentPublic:
+def resolve(
+    incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> IncidentPublic:
     inc = incident_service.resolve(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
 
 
 @router.post("/{incident_id}/close", summary="Close (needs the final report)")
-def close(incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> IncidentPublic:
+def close(
+    incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> IncidentPublic:
     inc = incident_service.close(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
 
@@ -115,9 +132,20 @@ def notifications(incident_id: int, session: SessionDep, principal: PrincipalDep
     assert inc.id is not None
     rows = outbox.for_incident(session, inc.id)
     items = [
-        NotificationPublic(id=m.id, channel=m.channel, to=m.recipient, person_id=m.person_id, tier=m.tier,
-                           step=m.step, status=m.status, attempts=m.attempts, provider_id=m.provider_id,
-                           created_at=m.created_at, sent_at=m.sent_at, error=m.last_error)  # fmt: skip
+        NotificationPublic(
+            id=m.id,
+            channel=m.channel,
+            to=m.recipient,
+            person_id=m.person_id,
+            tier=m.tier,
+            step=m.step,
+            status=m.status,
+            attempts=m.attempts,
+            provider_id=m.provider_id,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
+            error=m.last_error,
+        )
         for m in rows
     ]
     return Page(items=items, total=len(items), limit=len(items), offset=0)

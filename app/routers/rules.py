@@ -20,7 +20,9 @@ def get_rules(session: SessionDep, principal: PrincipalDep) -> RulesDocument:
 
 @router.put("", summary="Replace the rules (city admins); PUT takes back what GET returns")
 def put_rules(
-    session: SessionDep, clock: ClockDep, principal: PrincipalDep,
+    session: SessionDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
     document: dict[str, Any] = Body(..., examples=[rules_service.default_document().model_dump(mode="json")]),
-) -> RulesDocument:  # fmt: skip
+) -> RulesDocument:
     return rules_service.replace(session, clock=clock, actor=principal, document=document)

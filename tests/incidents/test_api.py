@@ -5,30 +5,18 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from app.auth import api_keys
 from app.clock import ManualClock
 from app.incidents.models import Incident
-from tests.factories import make_agency, signed_in
-from tests.incidents.helpers import fire, pages, signed_in_as, staff_chain
-
-
-def key_for(session: Session, clock: ManualClock, code: str, *, kind: str = "fire", unit: str | None = None,
-            scopes: list[str] | None = None) -> dict[str, str]:  # fmt: skip
-    agency = make_agency(session, clock, code=code, kind=kind, unit=unit)
-    new = api_keys.create(session, clock=clock, agency=agency,
-                          scopes=scopes or ["incidents:write", "incidents:read", "heartbeats:write"])  # fmt: skip
-    session.commit()
-    return {"X-API-Key": new.key}
+from tests.factories import signed_in
+from tests.incidents.helpers import fire, key_for, pages, signed_in_as, staff_chain
 
 
 def count(session: Session) -> int:
-    session.expire_all()
+    session.commit()  # a fresh snapshot: SQLite in WAL mode reads one snapshot per transaction
     return session.exec(select(func.count()).select_from(Incident)).one()
 
 
-def test_bad_intake_is_a_clear_4xx_and_writes_nothing(
-    client: TestClient, session: Session, clock: ManualClock
-) -> None:
+def test_bad_intake_is_a_clear_4xx_and_writes_nothing(client: TestClient, session: Session, clock: ManualClock) -> None:
     key = key_for(session, clock, "119")
     cases = [
         (fire(surprise=1), 422, "surprise"),
@@ -87,31 +75,43 @@ def test_reads_are_scoped(client: TestClient, session: Session, clock: ManualClo
     assert client.get("/api/v1/incidents", params={"since": "bad"}, headers=city).status_code == 422
 
 
-def test_lifecycle_resolve_close_and_manual_severity(
-    client: TestClient, session: Session, clock: ManualClock
-) -> None:
+def test_lifecycle_resolve_close_and_manual_severity(client: TestClient, session: Session, clock: ManualClock) -> None:
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
-    inc = client.post("/api/v1/incidents", json=fire(casualties={"deaths": 12, "injuries": 0, "trapped": 0,
-                                                                 "missing": 0}), headers=key).json()  # fmt: skip
+    inc = client.post(
+        "/api/v1/incidents",
+        json=fire(casualties={"deaths": 12, "injuries": 0, "trapped": 0, "missing": 0}),
+        headers=key,
+    ).json()
     assert inc["severity"] == "II"
     leader = signed_in_as(client, staff("district", "leader"))
     officer = signed_in_as(client, staff("district", "duty_officer"))
     # Lowering is a leader's act with a reason; a duty officer may not.
-    assert client.post(f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "III", "reason": "核实"},
-                       headers=officer).status_code == 403  # fmt: skip
-    r = client.post(f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "III", "reason": "核实后降级"},
-                    headers=leader)  # fmt: skip
+    assert (
+        client.post(
+            f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "III", "reason": "核实"}, headers=officer
+        ).status_code
+        == 403
+    )
+    r = client.post(
+        f"/api/v1/incidents/{inc['id']}/severity", json={"severity": "III", "reason": "核实后降级"}, headers=leader
+    )
     assert r.status_code == 200 and r.json()["severity"] == "III"
-    assert client.post(f"/api/v1/incidents/{inc['id']}/close", json={"reason": "完毕"}, headers=leader).status_code == 409
+    assert (
+        client.post(f"/api/v1/incidents/{inc['id']}/close", json={"reason": "完毕"}, headers=leader).status_code == 409
+    )
     r = client.post(f"/api/v1/incidents/{inc['id']}/resolve", json={"reason": "明火扑灭"}, headers=leader)
     assert r.status_code == 200 and r.json()["status"] == "resolved"
     assert all(t["next_step_at"] is None for t in r.json()["tiers"])
     client.post(f"/api/v1/incidents/{inc['id']}/reports", json={"kind": "final", "text": "终报"}, headers=key)
     r = client.post(f"/api/v1/incidents/{inc['id']}/close", json={"reason": "结案"}, headers=leader)
     assert r.status_code == 200 and r.json()["status"] == "closed"
-    assert client.post(f"/api/v1/incidents/{inc['id']}/reports", json={"kind": "follow_up", "text": "x"},
-                       headers=key).status_code == 409  # fmt: skip
+    assert (
+        client.post(
+            f"/api/v1/incidents/{inc['id']}/reports", json={"kind": "follow_up", "text": "x"}, headers=key
+        ).status_code
+        == 409
+    )
     assert client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=officer).status_code == 409
 
 
@@ -139,8 +139,19 @@ def test_notifications_list_every_page_with_its_status(
     assert r.status_code == 200
     items = r.json()["items"]
     assert len(items) == 2 and {i["status"] for i in items} == {"queued"}
-    assert {"channel", "to", "person_id", "tier", "step", "status", "attempts", "provider_id", "created_at",
-            "sent_at", "error"} <= set(items[0])  # fmt: skip
+    assert {
+        "channel",
+        "to",
+        "person_id",
+        "tier",
+        "step",
+        "status",
+        "attempts",
+        "provider_id",
+        "created_at",
+        "sent_at",
+        "error",
+    } <= set(items[0])
 
 
 def test_heartbeat_missed_pages_the_city_duty_officer_once(
@@ -157,11 +168,13 @@ def test_heartbeat_missed_pages_the_city_duty_officer_once(
     tick(engine, clock)  # type: ignore[arg-type]
     from app.notify.models import OutboxMessage
 
-    session.expire_all()
+    session.commit()  # a fresh snapshot: SQLite in WAL mode reads one snapshot per transaction
     alerts = session.exec(select(OutboxMessage).where(OutboxMessage.template == "heartbeat_missed")).all()
     assert [a.person_id for a in alerts] == [staff("city", "duty_officer").id]
     client.post("/api/v1/heartbeats/cad-120", json={"interval_seconds": 60}, headers=key)
     admin = signed_in(client, session, clock, unit="110000", roles=["admin"])
-    actions = [e["action"] for e in client.get("/api/v1/audit", params={"object_type": "heartbeat"},
-                                               headers=admin).json()["items"]]  # fmt: skip
+    actions = [
+        e["action"]
+        for e in client.get("/api/v1/audit", params={"object_type": "heartbeat"}, headers=admin).json()["items"]
+    ]
     assert actions == ["heartbeat.recovered", "heartbeat.missed", "heartbeat.create"]
