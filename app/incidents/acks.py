@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from app.clock import Clock
 from app.incidents import service as incident_service
-from app.incidents.models import OPEN_STATUSES, IncidentTier
+from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier
 from app.notify import inbound
 from app.notify.models import OutboxMessage
 from app.org.models import Person
@@ -20,9 +20,11 @@ def acknowledge_page(
     session: Session, *, clock: Clock, phone: str, page: OutboxMessage, via: str
 ) -> inbound.AckOutcome:
     """Acknowledge the tier a page was sent for, as the person it was sent to."""
-    if page.incident_id is None or page.person_id is None or page.tier is None:
+    inc = session.get(Incident, page.incident_id) if page.incident_id is not None else None
+    if inc is None or page.person_id is None or page.tier is None:
+        # Not an incident page (or its incident is gone): the page alone is marked answered.
         return inbound.default_acknowledger(session, clock=clock, phone=phone, page=page, via=via)
-    inc = incident_service.lock(session, page.incident_id)
+    inc = incident_service.lock(session, page.incident_id)  # type: ignore[arg-type]
     person = session.get(Person, page.person_id)
     state = session.exec(
         select(IncidentTier).where(IncidentTier.incident_id == inc.id, IncidentTier.tier == page.tier)
