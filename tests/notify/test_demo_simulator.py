@@ -39,9 +39,7 @@ def test_without_credentials_the_built_in_simulator_carries_pages_and_replies(
             if inbox:
                 break
             time.sleep(0.02)
-        assert [m["body"] for m in inbox] == [
-            "【III级火灾】右安门街道:某医院住院部起火。编号D3M0,回复1签收"
-        ]
+        assert [m["body"] for m in inbox] == ["【III级火灾】右安门街道:某医院住院部起火。编号D3M0,回复1签收"]
         r = httpx.post(f"{server.url}/sim/messages", json={"from": "+8613800000011", "body": "1"})
         assert r.json() == {"status": 200, "replies": ["已签收 D3M0"]}
         with Session(engine) as session:

@@ -42,7 +42,7 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class HttpxTwilioClient(HttpClient):
+class HttpxTwilioClient(HttpClient):  # type: ignore[misc]  # twilio ships no type hints
     """twilio's HttpClient interface, sending with httpx to `base_url` + the path twilio built.
 
     Without a given client, each sending thread gets its own small httpx.Client: one pool shared by 64
