@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -71,14 +70,12 @@ def build_channels(settings: Settings, access: TwilioAccess, *, clock: object) -
     base = settings.public_base_url
     channels: dict[str, Channel] = {}
     if access.configured and access.from_number:
-        http = httpx.Client(limits=httpx.Limits(max_connections=512, max_keepalive_connections=256))
         assert access.account_sid is not None
         client = make_client(
             access.account_sid,
             access.auth_tokens[0],
             base_url=access.api_base_url,
             timeout=settings.twilio_timeout_seconds,
-            http=http,
         )
         channels["sms"] = SmsChannel(
             client, from_number=access.from_number, status_callback_url=f"{base}/twilio/sms/status"

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -129,7 +129,7 @@ def handle_keypress(
     return outcome, templates.render("voice_ack_confirmed", {}) if outcome.ok else outcome.reply
 
 
-def valid_signature(tokens: Sequence[str], url: str, params: Mapping[str, str], signature: str) -> bool:
+def valid_signature(tokens: Sequence[str], url: str, params: Mapping[str, Any], signature: str) -> bool:
     """Twilio's X-Twilio-Signature, checked against every configured auth token (for rotation)."""
     if not signature:
         return False

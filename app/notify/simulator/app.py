@@ -94,7 +94,7 @@ class SimulatorState:
             return {k: n for k, n in self.sends_by_key.items() if n > 1}
 
     def sign(self, url: str, params: dict[str, str]) -> str:
-        return RequestValidator(self.config.auth_token).compute_signature(url, params)
+        return str(RequestValidator(self.config.auth_token).compute_signature(url, params))
 
     async def post_signed(self, url: str, params: dict[str, str]) -> httpx.Response | None:
         headers = {"X-Twilio-Signature": self.sign(url, params)}
@@ -117,7 +117,8 @@ def _rfc2822(when: datetime) -> str:
 def _oid(url: str | None) -> str | None:
     if not url:
         return None
-    return (parse_qs(urlsplit(url).query).get("oid") or [None])[0]
+    values = parse_qs(urlsplit(url).query).get("oid")
+    return values[0] if values else None
 
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
@@ -278,7 +279,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         if not to.startswith("+") or not to[1:].isdigit() or to in state.config.invalid_numbers:
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         callback = str(form["StatusCallback"]) if form.get("StatusCallback") else None
-        message = {
+        message: dict[str, Any] = {
             "sid": _sid("SM"),
             "to": to,
             "from": str(form.get("From", "")),
@@ -367,7 +368,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         if not to.startswith("+") or not to[1:].isdigit() or to in state.config.invalid_numbers:
             return _error(400, 13224, f"Invalid phone number {to}")
         url = str(form.get("Url", ""))
-        call = {
+        call: dict[str, Any] = {
             "sid": _sid("CA"),
             "to": to,
             "from": str(form.get("From", "")),
@@ -424,7 +425,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
             return {"status": None, "replies": []}
         texts, _, _ = _twiml_parts(response.text) if response.status_code == 200 else ([], [], None)
         for text in texts:
-            message = {
+            message: dict[str, Any] = {
                 "sid": _sid("SM"),
                 "to": phone,
                 "from": cfg.service_number,
