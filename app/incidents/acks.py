@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from app.clock import Clock
+from app.incidents import lifecycle
 from app.incidents import service as incident_service
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier
 from app.notify import inbound
@@ -32,6 +33,6 @@ def acknowledge_page(
     if person is None or state is None:
         return inbound.AckOutcome(ok=False, reply=f"无法签收 {inc.code}")
     if inc.status in OPEN_STATUSES:
-        incident_service.acknowledge_tier(session, clock=clock, inc=inc, state=state, person=person, via=via)
+        lifecycle.acknowledge_tier(session, clock=clock, inc=inc, state=state, person=person, via=via)
     # Mark this incident's pages to this phone answered, so the next "1" goes to the next pending page.
     return inbound.default_acknowledger(session, clock=clock, phone=phone, page=page, via=via)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
 from app.escalation.grading import Severity
+from app.incidents import lifecycle, views
 from app.incidents import service as incident_service
-from app.incidents import views
 from app.incidents.models import Status
 from app.incidents.schemas import (
     IncidentCreate,
@@ -85,7 +85,7 @@ def add_report(
 
 @router.post("/{incident_id}/ack", summary="Acknowledge (签收) for your tier")
 def acknowledge(incident_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> IncidentPublic:
-    incident_service.acknowledge(session, clock=clock, actor=principal, incident_id=incident_id, via="console")
+    lifecycle.acknowledge(session, clock=clock, actor=principal, incident_id=incident_id, via="console")
     return views.public(session, incident_service.get(session, actor=principal, incident_id=incident_id))
 
 
@@ -93,9 +93,7 @@ def acknowledge(incident_id: int, session: SessionDep, clock: ClockDep, principa
 def escalate(
     incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> TierState:
-    state = incident_service.escalate(
-        session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason
-    )
+    state = lifecycle.escalate(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     inc = incident_service.get(session, actor=principal, incident_id=incident_id)
     return next(t for t in views.public(session, inc).tiers if t.tier == state.tier)
 
@@ -104,7 +102,7 @@ def escalate(
 def set_severity(
     incident_id: int, data: SeverityChange, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
-    inc = incident_service.set_severity(
+    inc = lifecycle.set_severity(
         session, clock=clock, actor=principal, incident_id=incident_id, severity=data.severity, reason=data.reason
     )
     return views.public(session, inc)
@@ -114,7 +112,7 @@ def set_severity(
 def resolve(
     incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
-    inc = incident_service.resolve(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
+    inc = lifecycle.resolve(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
 
 
@@ -122,7 +120,7 @@ def resolve(
 def close(
     incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
-    inc = incident_service.close(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
+    inc = lifecycle.close(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
 
 
