@@ -186,7 +186,9 @@ def advance(ctx: Context, state: IncidentTier, *, escalated_from: str | None = N
             if officer is None and leader is None:
                 continue
         elif state.step == 1:
-            leader = page(ctx, state, role=LEADER, template="incident_page", voice=rule.voice_for_leaders)
+            # A leader already paged at step 0 gets a reminder; otherwise this is the leader's first page.
+            leader_template = "incident_reminder" if rule.leader_at_once else "incident_page"
+            leader = page(ctx, state, role=LEADER, template=leader_template, voice=rule.voice_for_leaders)
             # A reminder to a post already found vacant at step 0 is not news: no second timeline entry.
             officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder", record_vacancy=False)
             if officer is None and leader is None:
