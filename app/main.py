@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import notify_app, scheduling
+from app import metrics, notify_app, scheduling
 from app.auth import tokens
 from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
@@ -128,7 +128,10 @@ def create_app(
         with transaction(app.state.engine) as session:
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
         notify_app.start(app)
-        scheduler = scheduling.build(app.state.engine, app.state.clock, settings) if settings.scheduler else None
+        app.state.metrics, lateness = metrics.build_registry(app.state.engine, app.state.clock)
+        scheduler = (
+            scheduling.build(app.state.engine, app.state.clock, settings, lateness) if settings.scheduler else None
+        )
         if scheduler is not None:
             scheduler.start()
         try:

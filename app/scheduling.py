@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import Histogram
 from sqlalchemy import Engine
 
 from app.clock import Clock
@@ -31,9 +32,12 @@ def _guarded(name: str, work: Callable[[], object]) -> None:
     log.debug("scheduled job done", extra={"job": name, "result": repr(result)})
 
 
-def tick_job(engine: Engine, clock: Clock) -> None:
+def tick_job(engine: Engine, clock: Clock, lateness: Histogram | None = None) -> None:
     def run() -> jobs.TickResult:
         result = jobs.run_tick(engine, clock=clock)
+        if lateness is not None:
+            for seconds in result.lateness:
+                lateness.observe(seconds)
         if result.steps or result.overdue_reports or result.missed_heartbeats:
             log.info(
                 "tick",
@@ -49,7 +53,7 @@ def tick_job(engine: Engine, clock: Clock) -> None:
     _guarded("escalation-tick", run)
 
 
-def build(engine: Engine, clock: Clock, settings: Settings) -> BackgroundScheduler:
+def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
     grace = timedelta(minutes=settings.check_in_grace_minutes)
 
@@ -64,7 +68,12 @@ def build(engine: Engine, clock: Clock, settings: Settings) -> BackgroundSchedul
     # coalesce + max_instances=1: a slow run is never doubled in one process, nor caught up in a burst.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     scheduler.add_job(
-        tick_job, "interval", seconds=settings.tick_seconds, args=[engine, clock], id="escalation-tick", **common
+        tick_job,
+        "interval",
+        seconds=settings.tick_seconds,
+        args=[engine, clock, lateness],
+        id="escalation-tick",
+        **common,
     )
     scheduler.add_job(_guarded, "interval", minutes=1, args=["missed-check-ins", check_ins], id="check-ins", **common)
     hour, minute = (int(x) for x in settings.gap_alert_time.split(":"))

@@ -178,3 +178,16 @@ def test_heartbeat_missed_pages_the_city_duty_officer_once(
         for e in client.get("/api/v1/audit", params={"object_type": "heartbeat"}, headers=admin).json()["items"]
     ]
     assert actions == ["heartbeat.recovered", "heartbeat.missed", "heartbeat.create"]
+
+
+def test_metrics_count_incidents_and_queued_pages(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    client.post("/api/v1/incidents", json=fire(), headers=key)
+    clock.advance(seconds=90)
+    text = client.get("/metrics").text
+    assert 'dutyline_incidents{severity="IV",status="reported"} 1.0' in text
+    assert 'dutyline_messages{channel="sms",status="queued"} 2.0' in text
+    assert "dutyline_dispatch_queue_depth 2.0" in text
+    assert "dutyline_dispatch_oldest_queued_seconds 90.0" in text
+    assert "dutyline_escalation_lateness_seconds_bucket" in text
