@@ -6,6 +6,7 @@ Every incident records the version it was planned under, so replacing the rules 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,21 +25,24 @@ from app.org.models import AgencyKind, Tier
 
 TIER_ORDER = [Tier.street, Tier.district, Tier.city]
 
-CATEGORIES = (
-    "fire",
-    "gas",
-    "hazmat",
-    "construction",
-    "ebike",
-    "hospital",
-    "elderly_care",
-    "traffic",
-    "flood",
-    "geologic",
-    "public_health",
-    "public_security",
-    "other",
-)
+
+class Category(StrEnum):
+    fire = "fire"
+    gas = "gas"
+    hazmat = "hazmat"
+    construction = "construction"
+    ebike = "ebike"
+    hospital = "hospital"
+    elderly_care = "elderly_care"
+    traffic = "traffic"
+    flood = "flood"
+    geologic = "geologic"
+    public_health = "public_health"
+    public_security = "public_security"
+    other = "other"
+
+
+CATEGORIES = tuple(Category)
 
 Seconds = Annotated[int, Field(gt=0, le=30 * 24 * 3600)]
 
@@ -105,6 +109,15 @@ def default_document() -> RulesDocument:
     """PRODUCT.md §3: the defaults a new installation starts with."""
     street, district, city = Tier.street, Tier.district, Tier.city
     h = 3600
+    city_led = LevelRule(
+        lead_tier=city,
+        must_acknowledge=[street, district, city],
+        ack_window_seconds=180,
+        first_report_due_seconds=h // 2,
+        follow_up_interval_seconds=12 * h,
+        leader_at_once=True,
+        voice_for_leaders=True,
+    )
     return RulesDocument(
         levels={
             Severity.IV: LevelRule(
@@ -126,24 +139,8 @@ def default_document() -> RulesDocument:
                 leader_at_once=True,
                 voice_for_leaders=False,
             ),
-            Severity.II: LevelRule(
-                lead_tier=city,
-                must_acknowledge=[street, district, city],
-                ack_window_seconds=180,
-                first_report_due_seconds=h // 2,
-                follow_up_interval_seconds=12 * h,
-                leader_at_once=True,
-                voice_for_leaders=True,
-            ),
-            Severity.I: LevelRule(
-                lead_tier=city,
-                must_acknowledge=[street, district, city],
-                ack_window_seconds=180,
-                first_report_due_seconds=h // 2,
-                follow_up_interval_seconds=12 * h,
-                leader_at_once=True,
-                voice_for_leaders=True,
-            ),
+            Severity.II: city_led,
+            Severity.I: city_led,
         },
         category_agencies={
             "fire": [AgencyKind.fire, AgencyKind.ambulance],

@@ -177,11 +177,19 @@ def set_severity(
     return inc
 
 
-def _stop_timers(session: Session, inc: Incident) -> None:
+def _finish(session: Session, *, clock: Clock, actor: Principal, inc: Incident, kind: str, message: str) -> None:
+    """Resolved or closed: every escalation timer stops; the timeline and subscribers are told."""
+    now = clock.now()
     for state in session.exec(select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()):
         if state.next_step_at is not None:
             state.next_step_at = None
             session.add(state)
+    inc.updated_at = now
+    engine.note(session, inc, at=now, kind=kind, actor=actor.actor, message=message)
+    session.add(inc)
+    session.flush()
+    rules = rules_service.by_version(session, inc.rules_version)
+    events.publish(session, clock=clock, inc=inc, rules=rules, event_type=f"incident.{kind}")
 
 
 def _authorize_lifecycle(session: Session, actor: Principal, inc: Incident, *, clock: Clock) -> None:
@@ -211,18 +219,7 @@ def resolve(session: Session, *, clock: Clock, actor: Principal, incident_id: in
     now = clock.now()
     inc.status = Status.resolved
     inc.resolved_at = now
-    inc.updated_at = now
-    _stop_timers(session, inc)
-    engine.note(session, inc, at=now, kind="resolved", actor=actor.actor, message=f"处置完毕:{reason}")
-    session.add(inc)
-    session.flush()
-    events.publish(
-        session,
-        clock=clock,
-        inc=inc,
-        rules=rules_service.by_version(session, inc.rules_version),
-        event_type="incident.resolved",
-    )
+    _finish(session, clock=clock, actor=actor, inc=inc, kind="resolved", message=f"处置完毕:{reason}")
     return inc
 
 
@@ -243,16 +240,5 @@ def close(session: Session, *, clock: Clock, actor: Principal, incident_id: int,
     inc.status = Status.closed
     inc.closed_at = now
     inc.report_due_at = None
-    inc.updated_at = now
-    _stop_timers(session, inc)
-    engine.note(session, inc, at=now, kind="closed", actor=actor.actor, message=f"结案:{reason}")
-    session.add(inc)
-    session.flush()
-    events.publish(
-        session,
-        clock=clock,
-        inc=inc,
-        rules=rules_service.by_version(session, inc.rules_version),
-        event_type="incident.closed",
-    )
+    _finish(session, clock=clock, actor=actor, inc=inc, kind="closed", message=f"结案:{reason}")
     return inc

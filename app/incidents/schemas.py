@@ -6,25 +6,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.escalation.grading import Severity
-from app.escalation.rules import CATEGORIES
+from app.escalation.rules import Category
 from app.incidents.models import ReportKind, Status
-
-Category = Literal[
-    "fire",
-    "gas",
-    "hazmat",
-    "construction",
-    "ebike",
-    "hospital",
-    "elderly_care",
-    "traffic",
-    "flood",
-    "geologic",
-    "public_health",
-    "public_security",
-    "other",
-]
-assert set(Category.__args__) == set(CATEGORIES)  # type: ignore[attr-defined]
 
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]

@@ -62,6 +62,12 @@ def lock(session: Session, incident_id: int) -> Incident:
     return inc
 
 
+def _find_repeat(session: Session, source: str, external_id: str) -> Incident | None:
+    return session.exec(
+        select(Incident).where(Incident.source == source, Incident.external_id == external_id).with_for_update()
+    ).first()
+
+
 def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCreate) -> tuple[Incident, bool]:
     """Take in an incident (True) or, for a repeat of the same external_id from the same source, update it (False)."""
     authorize(actor, "incidents:write")
@@ -71,11 +77,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
     authorize(actor, "incidents:write", unit)
     source = source_of(actor)
     if data.external_id is not None:
-        existing = session.exec(
-            select(Incident)
-            .where(Incident.source == source, Incident.external_id == data.external_id)
-            .with_for_update()
-        ).first()
+        existing = _find_repeat(session, source, data.external_id)
         if existing is not None:
             return _update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False
     now = clock.now()
@@ -123,11 +125,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
                 session.expunge(inc)
             if data.external_id is not None:
                 # A concurrent request with the same external_id committed first: this is a repeat.
-                existing = session.exec(
-                    select(Incident)
-                    .where(Incident.source == source, Incident.external_id == data.external_id)
-                    .with_for_update()
-                ).first()
+                existing = _find_repeat(session, source, data.external_id)
                 if existing is not None:
                     return _update_from_repeat(
                         session, clock=clock, actor=actor, inc=existing, unit=unit, data=data

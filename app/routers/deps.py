@@ -15,7 +15,7 @@ from app.auth import service as auth_service
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.config import Settings
-from app.db import reader
+from app.db import reader, transaction
 from app.errors import Unauthenticated
 
 
@@ -24,13 +24,8 @@ def get_session(request: Request) -> Iterator[Session]:
     engine: Engine = request.app.state.engine
     if request.method in ("GET", "HEAD", "OPTIONS"):
         engine = reader(engine)
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with transaction(engine) as session:
+        yield session
 
 
 def get_clock(request: Request) -> Clock:
