@@ -36,3 +36,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log would duplicate ours (and prints query strings, which may carry tokens).
     logging.getLogger("uvicorn.access").disabled = True
+    # APScheduler reports every run of the one-second tick at INFO; our own tick logs what it did.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
