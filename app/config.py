@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///./var/dutyline.db", validation_alias=_env("DATABASE_URL"))
     # None means: generate one on first run and keep it in the database (shared by all replicas).
-    secret_key: str | None = Field(None, validation_alias=_env("DUTYLINE_SECRET_KEY"))
+    secret_key: str | None = Field(None, validation_alias=_env("DUTYLINE_SECRET_KEY"), repr=False)
     timezone: str = Field("Asia/Shanghai", validation_alias=_env("DUTYLINE_TIMEZONE"))
     public_base_url: str = Field("http://127.0.0.1:8000", validation_alias=_env("PUBLIC_BASE_URL"))
     token_ttl_seconds: int = Field(1800, ge=60, validation_alias=_env("DUTYLINE_TOKEN_TTL_SECONDS"))

@@ -68,7 +68,7 @@ API_KEY_SCOPES = frozenset(
 )
 
 # A role may only be granted by someone whose own roles rank at least as high.
-ROLE_RANK = {Role.viewer: 0, Role.duty_officer: 1, Role.leader: 1, Role.unit_admin: 2, Role.admin: 3}
+ROLE_RANK: dict[str, int] = {Role.viewer: 0, Role.duty_officer: 1, Role.leader: 1, Role.unit_admin: 2, Role.admin: 3}
 
 
 def permissions_for_roles(roles: Iterable[str]) -> frozenset[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import delete, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.auth import passwords
 from app.auth.models import LoginFailure
@@ -35,14 +35,14 @@ def sign_in(
     """
     now = clock.now()
     since = now - timedelta(seconds=window_seconds)
-    session.exec(delete(LoginFailure).where(LoginFailure.at < since))  # type: ignore[call-overload,arg-type]
+    session.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
     by_user, by_ip = session.exec(
         select(
-            func.count().filter(LoginFailure.username == username),
-            func.count().filter(LoginFailure.client_ip == client_ip),
+            func.count().filter(col(LoginFailure.username) == username),
+            func.count().filter(col(LoginFailure.client_ip) == client_ip),
         ).where(
-            LoginFailure.at >= since,  # type: ignore[arg-type]
-            or_(LoginFailure.username == username, LoginFailure.client_ip == client_ip),  # type: ignore[arg-type]
+            col(LoginFailure.at) >= since,
+            or_(col(LoginFailure.username) == username, col(LoginFailure.client_ip) == client_ip),
         )
     ).one()
     if by_user >= max_failures or by_ip >= max_failures * IP_FAILURE_FACTOR:
@@ -50,7 +50,7 @@ def sign_in(
     person = session.exec(select(Person).where(Person.username == username)).first()
     hashed = person.password_hash if person is not None and person.active else None
     if passwords.verify_password(password, hashed) and person is not None:
-        session.exec(delete(LoginFailure).where(LoginFailure.username == username))  # type: ignore[call-overload,arg-type]
+        session.execute(delete(LoginFailure).where(col(LoginFailure.username) == username))
         return person
     session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
     session.flush()

@@ -89,7 +89,7 @@ def agency_receives(session: Session, actor: Principal, inc: Incident) -> bool:
 def agency_visibility(session: Session, actor: Principal) -> Any:
     """WHERE clause: what the agency posted, or what the rules route to its kind within its scope."""
     agency, unit = _agency(session, actor)
-    routed = col(Incident.category).in_(_categories_for(session, agency.kind))
+    routed: Any = col(Incident.category).in_(_categories_for(session, agency.kind))
     if unit is not None:
         routed = routed & ((col(Incident.unit_path) == unit.path) | col(Incident.unit_path).startswith(unit.path + "/"))
     return or_(col(Incident.source) == actor.label, routed)

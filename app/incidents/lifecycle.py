@@ -12,6 +12,7 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.escalation import engine
 from app.escalation import rules as rules_service
 from app.escalation.grading import Severity, is_graver
+from app.escalation.rules import TIER_ORDER
 from app.incidents import events
 from app.incidents import service as incident_service
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
@@ -114,7 +115,7 @@ def escalate(session: Session, *, clock: Clock, actor: Principal, incident_id: i
         required = session.exec(
             select(IncidentTier).where(IncidentTier.incident_id == inc.id, col(IncidentTier.required).is_(True))
         ).all()
-        start = max((s.tier for s in required), key=lambda t: engine.TIER_ORDER.index(Tier(t)))
+        start = max((s.tier for s in required), key=lambda t: TIER_ORDER.index(Tier(t)))
     else:
         raise Forbidden(f"{person.name} is not on this incident's chain")
     above = engine.tier_above(start)

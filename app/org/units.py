@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 from app.errors import FieldError, Invalid, NotFound
 from app.org.models import Tier, Unit
 
-TIER_DEPTH = {Tier.city: 0, Tier.district: 1, Tier.street: 2}
+TIER_DEPTH: dict[str, int] = {Tier.city: 0, Tier.district: 1, Tier.street: 2}
 
 
 def default_data_path() -> Path:
@@ -74,7 +74,7 @@ def _validate(rows: list[dict[str, Any]], known_codes: set[str]) -> list[dict[st
             errors.append(FieldError(f"units[{i}].parent", f"unknown parent {parent}"))
         elif (
             parent_row is not None
-            and TIER_DEPTH.get(parent_row.get("tier"), 9) != TIER_DEPTH.get(row.get("tier"), 0) - 1
+            and TIER_DEPTH.get(str(parent_row.get("tier")), 9) != TIER_DEPTH.get(str(row.get("tier")), 0) - 1
         ):
             errors.append(FieldError(f"units[{i}].parent", f"{parent} is not one tier above"))
     if errors:
