@@ -65,3 +65,22 @@ def test_domain_code_never_imports_fastapi_or_settings() -> None:
             if bad:
                 offenders.append(f"{path.relative_to(APP)}: {sorted(bad)}")
     assert offenders == []
+
+
+def test_an_unreachable_database_is_a_clear_503_not_a_500() -> None:
+    from app.clock import SystemClock
+    from app.config import Settings
+    from app.db import make_engine
+    from app.main import create_app
+
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/nowhere?connect_timeout=2")
+    settings = Settings(DUTYLINE_SECRET_KEY="k" * 40, DUTYLINE_DISPATCHER=False, DUTYLINE_SCHEDULER=False)
+    with TestClient(create_app(settings, engine=down, clock=SystemClock())) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        r = c.post("/api/v1/auth/token", data={"username": "someone", "password": "whatever-1"})
+        assert r.status_code == 503
+        assert r.json()["code"] == "database_unavailable" and r.headers["Retry-After"]
+        r = c.get("/api/v1/units", headers={"X-API-Key": "dlk_x_y"})
+        assert r.status_code == 503
+    down.dispose()
