@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, or_, type_coerce
+from sqlalchemy import String, literal, or_, type_coerce, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -148,16 +148,24 @@ def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, e
 def _explicit_covers(
     session: Session, units: dict[int, Unit], start: datetime, end: datetime
 ) -> list[tuple[Key, Cover]]:
-    """Overrides and shifts overlapping [start, end) (for an instant: end = start + 1 µs)."""
-    out: list[tuple[Key, Cover]] = []
-    for model, source, rank in ((Override, "override", override_rank), (Shift, "shift", shift_rank)):
+    """Overrides and shifts overlapping [start, end) (for an instant: end = start + 1 µs), in one round trip."""
+    parts = []
+    for model, source in ((Override, "override"), (Shift, "shift")):
         query = sa_select(  # type: ignore[call-overload]
-            model.id, model.unit_id, model.role, model.person_id, _raw(model.starts_at), _raw(model.ends_at)
+            literal(source).label("source"),
+            model.id,
+            model.unit_id,
+            model.role,
+            model.person_id,
+            _raw(model.starts_at),
+            _raw(model.ends_at),
         ).where(col(model.starts_at) < end, col(model.starts_at) > start - MAX_COVER, col(model.ends_at) > start)
-        query = _where(query, _unit_filter(model.unit_id, list(units)))
-        for rid, unit_id, role, person_id, s, e in session.execute(query):
-            if unit_id in units:
-                out.append(((unit_id, role), Cover(_as_utc(s), _as_utc(e), person_id, source, rid, rank(rid))))
+        parts.append(_where(query, _unit_filter(model.unit_id, list(units))))
+    rank = {"override": override_rank, "shift": shift_rank}
+    out: list[tuple[Key, Cover]] = []
+    for source, rid, unit_id, role, person_id, s, e in session.execute(union_all(*parts)):
+        if unit_id in units:
+            out.append(((unit_id, role), Cover(_as_utc(s), _as_utc(e), person_id, source, rid, rank[source](rid))))
     return out
 
 
