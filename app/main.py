@@ -22,7 +22,8 @@ from app.db import make_engine, transaction
 from app.errors import DomainError, TooManyRequests
 from app.middleware import AccessLog, BodyLimit
 from app.roster import service as roster_service
-from app.routers import agencies, audit, auth, health, oncall, people, rosters, shifts, units
+from app.routers import agencies, audit, auth, console, health, oncall, people, rosters, shifts, units
+from app.web import pages as console_pages
 
 log = logging.getLogger("dutyline")
 
@@ -121,8 +122,9 @@ def create_app(
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
-    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall):
+    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, console):
         app.include_router(module.router)
+    console_pages.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
