@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +101,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from app import logs, migrate
 
+    if "PUBLIC_BASE_URL" not in os.environ:
+        # Without it, callbacks (and the built-in simulator's API address) would point at the default port.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        os.environ["PUBLIC_BASE_URL"] = f"http://{host}:{args.port}"
+        get_settings.cache_clear()
     settings = get_settings()
     if migrate.pending(settings.database_url):
         raise SystemExit("error: the database schema is not up to date; run `dutyline migrate` first")

@@ -29,6 +29,36 @@ class Settings(BaseSettings):
     log_format: str = Field("json", pattern="^(json|text)$", validation_alias=_env("DUTYLINE_LOG_FORMAT"))
     db_pool_size: int = Field(10, ge=1, validation_alias=_env("DUTYLINE_DB_POOL_SIZE"))
 
+    # Notifications (issue 4): Twilio, the built-in simulator, the outbox dispatcher.
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    # Comma-separated: every token is accepted on callbacks (rotation); the first one signs our API calls.
+    twilio_auth_token: str | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"), repr=False)
+    twilio_from_number: str | None = Field(None, validation_alias=_env("TWILIO_FROM_NUMBER"))
+    twilio_api_base_url: str | None = Field(None, validation_alias=_env("TWILIO_API_BASE_URL"))
+    twilio_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("TWILIO_TIMEOUT_SECONDS"))
+    simulator: str = Field("auto", pattern="^(auto|on|off)$", validation_alias=_env("DUTYLINE_SIMULATOR"))
+    dispatcher: bool = Field(True, validation_alias=_env("DUTYLINE_DISPATCHER"))
+    dispatch_concurrency: int = Field(16, ge=1, le=512, validation_alias=_env("DUTYLINE_DISPATCH_CONCURRENCY"))
+    dispatch_max_attempts: int = Field(8, ge=1, validation_alias=_env("DUTYLINE_DISPATCH_MAX_ATTEMPTS"))
+    dispatch_poll_seconds: float = Field(2.0, gt=0, validation_alias=_env("DUTYLINE_DISPATCH_POLL_SECONDS"))
+    dispatch_lease_seconds: float = Field(120.0, ge=5, validation_alias=_env("DUTYLINE_DISPATCH_LEASE_SECONDS"))
+    dispatch_backoff_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_DISPATCH_BACKOFF_SECONDS"))
+    dispatch_backoff_max_seconds: float = Field(
+        900.0, gt=0, validation_alias=_env("DUTYLINE_DISPATCH_BACKOFF_MAX_SECONDS")
+    )
+    sms_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_SMS_RATE_PER_SECOND"))
+    voice_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_VOICE_RATE_PER_SECOND"))
+    webhook_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_WEBHOOK_RATE_PER_SECOND"))
+    webhook_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_WEBHOOK_TIMEOUT_SECONDS"))
+
+    # Escalation and roster alerts (issues 3 and 5).
+    scheduler: bool = Field(True, validation_alias=_env("DUTYLINE_SCHEDULER"))
+    tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=_env("DUTYLINE_TICK_SECONDS"))
+    gap_alert_time: str = Field(
+        "07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", validation_alias=_env("DUTYLINE_GAP_ALERT_TIME")
+    )
+    check_in_grace_minutes: int = Field(15, ge=1, le=720, validation_alias=_env("DUTYLINE_CHECK_IN_GRACE_MINUTES"))
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -46,6 +76,17 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def twilio_auth_tokens(self) -> list[str]:
+        return [t.strip() for t in (self.twilio_auth_token or "").split(",") if t.strip()]
+
+    @property
+    def simulator_enabled(self) -> bool:
+        """The built-in Twilio simulator: on when asked, or (auto) when no Twilio credentials are set."""
+        if self.simulator != "auto":
+            return self.simulator == "on"
+        return not (self.twilio_account_sid and self.twilio_auth_tokens)
 
 
 @lru_cache

@@ -16,6 +16,7 @@ from app.auth import api_keys, tokens
 from app.auth.models import ApiKey
 from app.auth.principal import Principal
 from app.clock import Clock
+from app.escalation import rules as rules_service
 from app.org import agencies, people
 from app.org.models import Agency, Person
 from app.org.schemas import AgencyCreate, PersonCreate
@@ -91,4 +92,22 @@ def install(session: Session, *, clock: Clock) -> str:
         lines.append(f"  {code:<7} {key}")
     session.flush()
     lines.extend(roster_demo.install(session, clock=clock))
+    lines.append(_short_windows(session, clock=clock))
     return "\n".join(lines)
+
+
+DEMO_WINDOW_SECONDS = 60
+
+
+def _short_windows(session: Session, *, clock: Clock) -> str:
+    """The demo escalates every minute instead of every 3 to 5, so a visitor sees it happen."""
+    current = rules_service.current(session)
+    if current.version == 1:
+        document = current.model_dump(mode="json")
+        for level in document["levels"].values():
+            level["ack_window_seconds"] = DEMO_WINDOW_SECONDS
+        current = rules_service.replace(session, clock=clock, actor=ACTOR, document=document)
+    windows = sorted({rule.ack_window_seconds for rule in current.levels.values()})
+    return (
+        f"Response rules: version {current.version}, acknowledgement windows {windows} s (PUT /api/v1/response-rules)."
+    )

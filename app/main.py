@@ -15,14 +15,32 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import metrics, notify_app, scheduling
 from app.auth import tokens
 from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
 from app.db import make_engine, transaction
 from app.errors import DomainError, TooManyRequests
+from app.incidents import acks as incident_acks
 from app.middleware import AccessLog, BodyLimit
 from app.roster import service as roster_service
-from app.routers import agencies, audit, auth, console, health, oncall, people, rosters, shifts, units
+from app.routers import (
+    agencies,
+    audit,
+    auth,
+    console,
+    health,
+    heartbeats,
+    incidents,
+    oncall,
+    people,
+    rosters,
+    rules,
+    shifts,
+    twilio,
+    units,
+    webhooks,
+)
 from app.web import pages as console_pages
 
 log = logging.getLogger("dutyline")
@@ -111,9 +129,19 @@ def create_app(
         app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
         with transaction(app.state.engine) as session:
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
+        notify_app.start(app)
+        app.state.metrics, lateness = metrics.build_registry(app.state.engine, app.state.clock)
+        scheduler = (
+            scheduling.build(app.state.engine, app.state.clock, settings, lateness) if settings.scheduler else None
+        )
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+            notify_app.stop(app)
             if own_engine:
                 app.state.engine.dispose()
 
@@ -122,9 +150,12 @@ def create_app(
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
-    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, console):
+    for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
+                   heartbeats, webhooks, twilio, console):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
+    notify_app.install(app, settings)
+    app.state.acknowledger = incident_acks.acknowledge_page
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

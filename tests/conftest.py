@@ -90,7 +90,11 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        DATABASE_URL=database_url, DUTYLINE_SECRET_KEY="test-secret-key-not-for-production", DUTYLINE_LOG_FORMAT="text"
+        DATABASE_URL=database_url,
+        DUTYLINE_SECRET_KEY="test-secret-key-not-for-production",
+        DUTYLINE_LOG_FORMAT="text",
+        DUTYLINE_DISPATCHER=False,  # tests drive app.state.dispatcher by hand
+        DUTYLINE_SCHEDULER=False,  # and run the escalation tick themselves
     )
 
 

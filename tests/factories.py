@@ -31,6 +31,7 @@ def make_person(
     password: str | None = PASSWORD,
     name: str | None = None,
 ) -> Person:
+    session.commit()  # end any read snapshot first (SQLite WAL): a stale one cannot be upgraded to write
     n = next(_seq)
     username = username or f"user{n}"
     person, _ = people.create(
@@ -51,6 +52,7 @@ def make_person(
 
 
 def make_agency(session: Session, clock: Clock, *, code: str, kind: str = "fire", unit: str | None = None) -> Agency:
+    session.commit()  # end any read snapshot first (SQLite WAL)
     agency, _ = agencies.create(
         session,
         clock=clock,

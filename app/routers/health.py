@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 router = APIRouter(tags=["operations"])
@@ -22,3 +23,8 @@ def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__}, status_code=503
         )
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/metrics", summary="Prometheus metrics: incidents, messages, queue depth, escalation lateness")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)

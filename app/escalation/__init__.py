@@ -1,0 +1,1 @@
+"""Graded response: severity grading, the rules document, and the tier-by-tier escalation engine."""

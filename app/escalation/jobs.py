@@ -1,0 +1,205 @@
+"""Scheduled entry points. APScheduler only triggers these; the timers themselves are rows.
+
+Each function takes a session and claims at most `limit` due rows with row locks (FOR UPDATE SKIP LOCKED on
+PostgreSQL; SQLite has a single writer), acts, and leaves the commit to the caller, so a test can call it
+directly and several replicas can run it at once without doing any step twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, or_, select
+
+from app import audit
+from app.auth.principal import Principal
+from app.clock import Clock
+from app.db import transaction
+from app.escalation import engine
+from app.escalation import rules as rules_service
+from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
+from app.notify import outbox
+from app.org.models import Tier, Unit
+from app.roster import resolve as roster_resolve
+from app.roster import service as roster_service
+
+SCHEDULER = Principal.system("scheduler")
+
+
+@dataclass
+class TickResult:
+    steps: int = 0
+    overdue_reports: int = 0
+    missed_heartbeats: int = 0
+    # How late each step fired (seconds past its next_step_at), for the lateness metric.
+    lateness: list[float] = field(default_factory=list)
+    more: bool = False
+
+
+def _claim(session: Session, query, limit: int):  # type: ignore[no-untyped-def]
+    return session.exec(query.limit(limit).with_for_update(skip_locked=True)).all()
+
+
+def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
+    """Take the next step of every tier whose timer is due (up to `limit`)."""
+    now = clock.now()
+    result = TickResult()
+    due = _claim(
+        session,
+        select(IncidentTier)
+        .where(col(IncidentTier.next_step_at) <= now, col(IncidentTier.acknowledged_at).is_(None))
+        .order_by(col(IncidentTier.next_step_at)),
+        limit,
+    )
+    contexts: dict[int, engine.Context] = {}
+    for state in due:
+        assert state.next_step_at is not None
+        ctx = contexts.get(state.incident_id)
+        if ctx is None:
+            inc = session.get(Incident, state.incident_id)
+            assert inc is not None
+            if inc.status not in OPEN_STATUSES:
+                state.next_step_at = None
+                session.add(state)
+                continue
+            rules = rules_service.by_version(session, inc.rules_version)
+            ctx = contexts[state.incident_id] = engine.load_context(session, clock=clock, incident=inc, rules=rules)
+        above = engine.tier_above(state.tier)
+        if above is not None and not _try_lock(session, state.incident_id, above):
+            # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
+            # could deadlock two ticks, so this step waits for the next tick instead.
+            continue
+        result.lateness.append((now - state.next_step_at).total_seconds())
+        engine.advance(ctx, state)
+        session.add(state)
+        result.steps += 1
+    result.more = len(due) == limit
+    session.flush()
+    return result
+
+
+def _try_lock(session: Session, incident_id: int, tier: str) -> bool:
+    row = session.exec(
+        select(IncidentTier.id)
+        .where(IncidentTier.incident_id == incident_id, IncidentTier.tier == tier)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if row is not None:
+        return True
+    exists = session.exec(
+        select(IncidentTier.id).where(IncidentTier.incident_id == incident_id, IncidentTier.tier == tier)
+    ).first()
+    return exists is None  # no such tier on this chain: nothing to wait for
+
+
+def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
+    """A lead tier that misses its written report: the tier above's duty officer is paged; the timeline says 迟报."""
+    now = clock.now()
+    late = _claim(
+        session,
+        select(Incident).where(
+            col(Incident.report_due_at) <= now,
+            col(Incident.status).in_(OPEN_STATUSES),
+            or_(
+                col(Incident.overdue_notified_for).is_(None),
+                col(Incident.overdue_notified_for) != col(Incident.report_due_at),
+            ),
+        ),
+        limit,
+    )
+    for inc in late:
+        due = inc.report_due_at
+        assert due is not None
+        rules = rules_service.by_version(session, inc.rules_version)
+        ctx = engine.load_context(session, clock=clock, incident=inc, rules=rules)
+        above = engine.tier_above(inc.lead_tier) or Tier.city
+        target = above if above in ctx.units else Tier(inc.lead_tier)
+        state = session.exec(
+            select(IncidentTier).where(IncidentTier.incident_id == inc.id, IncidentTier.tier == target)
+        ).one()
+        kind = "first" if inc.first_report_at is None else "follow_up"
+        engine.note(
+            session,
+            inc,
+            at=now,
+            kind="late",
+            tier=inc.lead_tier,
+            message=f"{ctx.units[inc.lead_tier].name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
+            data={"due_at": due.isoformat(), "report": kind},
+        )
+        lead_unit = ctx.units[inc.lead_tier]
+        engine.page(
+            ctx,
+            state,
+            role=engine.DUTY_OFFICER,
+            template="report_overdue",
+            notice=f"late-{int(due.timestamp())}",
+            unit=lead_unit.name,
+            report=kind,
+            due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"),
+        )
+        inc.overdue_notified_for = due
+        session.add(inc)
+    session.flush()
+    return len(late)
+
+
+def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> int:
+    """An integration that stopped pinging pages the city duty officer once per silence."""
+    now = clock.now()
+    missed = _claim(
+        session,
+        select(Heartbeat).where(col(Heartbeat.due_at) <= now, col(Heartbeat.missed_at).is_(None)),
+        limit,
+    )
+    city = session.exec(select(Unit).where(Unit.tier == Tier.city)).first()
+    for hb in missed:
+        hb.missed_at = now
+        session.add(hb)
+        audit.record(
+            session,
+            clock=clock,
+            actor=SCHEDULER,
+            action="heartbeat.missed",
+            object_type="heartbeat",
+            object_id=hb.name,
+            after={"last_seen_at": hb.last_seen_at.isoformat()},
+        )
+        officer = roster_service.resolve(session, unit=city, role=engine.DUTY_OFFICER, at=now) if city else None
+        if officer is not None:
+            outbox.enqueue(
+                session,
+                clock=clock,
+                channel="sms",
+                to=officer.phone,
+                template="heartbeat_missed",
+                params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
+                dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}",
+                person_id=officer.id,
+            )
+    session.flush()
+    return len(missed)
+
+
+def tick(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
+    """One pass of every timer kind, in the caller's transaction."""
+    result = escalation_steps(session, clock=clock, limit=limit)
+    result.overdue_reports = overdue_reports(session, clock=clock, limit=limit)
+    result.missed_heartbeats = missed_heartbeats(session, clock=clock)
+    result.more = result.more or result.overdue_reports == limit
+    return result
+
+
+def run_tick(engine_: Engine, *, clock: Clock, limit: int = 200) -> TickResult:
+    """Run ticks, one transaction per batch, until nothing due is left (what the scheduler calls)."""
+    total = TickResult()
+    while True:
+        with transaction(engine_) as session:
+            r = tick(session, clock=clock, limit=limit)
+        total.steps += r.steps
+        total.overdue_reports += r.overdue_reports
+        total.missed_heartbeats += r.missed_heartbeats
+        total.lateness.extend(r.lateness)
+        if not r.more:
+            return total

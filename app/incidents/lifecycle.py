@@ -1,0 +1,258 @@
+"""What people do with an incident once it is in: acknowledge (签收) for their tier, escalate by hand, set the
+level by hand, resolve and close. Each locks the incident row first (see app.escalation.engine on lock order)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, func, select
+
+from app import audit
+from app.auth.principal import Principal, authorize
+from app.clock import Clock
+from app.errors import Conflict, Forbidden, NotFound
+from app.escalation import engine
+from app.escalation import rules as rules_service
+from app.escalation.grading import Severity, is_graver
+from app.incidents import events
+from app.incidents import service as incident_service
+from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
+from app.org.models import Person, Role, Tier, Unit
+from app.roster import service as roster_service
+
+ACK_ROLES = {Role.duty_officer, Role.leader}
+
+
+def _person(session: Session, actor: Principal) -> Person:
+    if actor.kind != "person" or actor.id is None:
+        raise Forbidden("only a signed-in duty officer or leader can do this")
+    person = session.get(Person, actor.id)
+    assert person is not None
+    return person
+
+
+def _tier_of(session: Session, inc: Incident, person: Person, *, clock: Clock) -> IncidentTier | None:
+    """The incident's tier this person answers for: their home unit's, or one whose post they hold now."""
+    states = session.exec(select(IncidentTier).where(IncidentTier.incident_id == inc.id)).all()
+    for state in states:
+        if state.unit_id == person.unit_id:
+            return state
+    units = [u for u in (session.get(Unit, s.unit_id) for s in states) if u is not None]
+    on_duty = roster_service.resolve_many(session, units=units, at=clock.now())
+    for state in states:
+        for role in ACK_ROLES:
+            holder = on_duty.get((state.unit_id, role))
+            if holder is not None and holder.id == person.id:
+                return state
+    return None
+
+
+def acknowledge(
+    session: Session, *, clock: Clock, actor: Principal, incident_id: int, via: str = "console"
+) -> IncidentTier:
+    """A duty officer or leader acknowledges (签收) for their tier; it stops that tier's chain only."""
+    inc = incident_service.lock(session, incident_id)
+    authorize(actor, "incidents:ack")
+    person = _person(session, actor)
+    if not set(person.roles) & ACK_ROLES:
+        raise Forbidden("only a duty officer or a leader acknowledges")
+    state = _tier_of(session, inc, person, clock=clock)
+    if state is None or not state.required:
+        raise Forbidden(f"{person.name} is not on a tier that must acknowledge incident {inc.code}")
+    return acknowledge_tier(session, clock=clock, inc=inc, state=state, person=person, via=via)
+
+
+def acknowledge_tier(
+    session: Session, *, clock: Clock, inc: Incident, state: IncidentTier, person: Person, via: str
+) -> IncidentTier:
+    """Record an acknowledgement; acknowledging twice changes nothing."""
+    state = session.exec(select(IncidentTier).where(IncidentTier.id == state.id).with_for_update()).one()
+    if state.acknowledged_at is not None:
+        return state
+    if inc.status not in OPEN_STATUSES:
+        raise Conflict(f"incident {inc.code} is {inc.status}")
+    now = clock.now()
+    state.acknowledged_at = now
+    state.acknowledged_by_id = person.id
+    state.acknowledged_by_name = person.name
+    state.acknowledged_via = via
+    state.next_step_at = None
+    session.add(state)
+    unit = session.get(Unit, state.unit_id)
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="ack",
+        tier=state.tier,
+        actor=f"person:{person.id}:{person.name}",
+        message=f"{unit.name if unit else state.tier}{person.name}签收({via})",
+        data={"person_id": person.id, "via": via, "step": state.step},
+    )
+    if inc.status == Status.reported:
+        inc.status = Status.acknowledged
+    inc.updated_at = now
+    session.add(inc)
+    session.flush()
+    rules = rules_service.by_version(session, inc.rules_version)
+    events.publish(session, clock=clock, inc=inc, rules=rules, event_type="incident.acknowledged")
+    return state
+
+
+def escalate(session: Session, *, clock: Clock, actor: Principal, incident_id: int, reason: str) -> IncidentTier:
+    """Escalate by hand to the tier above the actor's own (an admin: above the highest required tier)."""
+    inc = incident_service.lock(session, incident_id)
+    if not incident_service.can_read(session, actor, inc):
+        raise NotFound(f"no incident with id {incident_id}")
+    if inc.status not in OPEN_STATUSES:
+        raise Conflict(f"incident {inc.code} is {inc.status}")
+    authorize(actor, "incidents:ack")
+    ctx = incident_service.context(session, clock, inc)
+    person = _person(session, actor)
+    state = _tier_of(session, inc, person, clock=clock)
+    if state is not None:
+        start = state.tier
+    elif Role.admin in person.roles:  # can_read above established the incident is in the admin's subtree
+        required = session.exec(
+            select(IncidentTier).where(IncidentTier.incident_id == inc.id, col(IncidentTier.required).is_(True))
+        ).all()
+        start = max((s.tier for s in required), key=lambda t: engine.TIER_ORDER.index(Tier(t)))
+    else:
+        raise Forbidden(f"{person.name} is not on this incident's chain")
+    above = engine.tier_above(start)
+    if above is None or above not in ctx.units:
+        raise Conflict("there is no tier above the city")
+    result = engine.escalate_to(
+        ctx, above, because=start, manual_reason=f"{person.name}手动升级:{reason}", actor=actor.actor
+    )
+    inc.updated_at = ctx.now
+    session.add(inc)
+    session.flush()
+    events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.escalated")
+    return result
+
+
+def set_severity(
+    session: Session, *, clock: Clock, actor: Principal, incident_id: int, severity: Severity, reason: str
+) -> Incident:
+    """A leader or admin sets the level by hand, with a reason (the only way a level goes down)."""
+    inc = incident_service.lock(session, incident_id)
+    unit = session.get(Unit, inc.unit_id)
+    if not incident_service.can_read(session, actor, inc):
+        raise NotFound(f"no incident with id {incident_id}")
+    authorize(actor, "incidents:grade", unit)
+    if inc.status == Status.closed:
+        raise Conflict(f"incident {inc.code} is closed")
+    old = Severity(inc.severity)
+    if severity == old:
+        return inc
+    now = clock.now()
+    inc.manual_severity = severity
+    inc.severity = severity
+    inc.updated_at = now
+    engine.note(
+        session,
+        inc,
+        at=now,
+        kind="regraded",
+        actor=actor.actor,
+        message=f"{actor.actor}将等级由{old}级调整为{severity}级:{reason}",
+        data={"from": old, "to": severity, "reason": reason, "manual": True},
+    )
+    ctx = incident_service.context(session, clock, inc)
+    if is_graver(severity, old):
+        engine.apply_plan(ctx, reason=f"人工调整为{severity}级")
+    session.add(inc)
+    session.flush()
+    events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="incident.severity",
+        object_type="incident",
+        object_id=inc.id,
+        unit_path=inc.unit_path,
+        before={"severity": old},
+        after={"severity": severity, "reason": reason},
+    )
+    return inc
+
+
+def _stop_timers(session: Session, inc: Incident) -> None:
+    for state in session.exec(select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()):
+        if state.next_step_at is not None:
+            state.next_step_at = None
+            session.add(state)
+
+
+def _authorize_lifecycle(session: Session, actor: Principal, inc: Incident, *, clock: Clock) -> None:
+    if not incident_service.can_read(session, actor, inc):
+        raise NotFound(f"no incident with id {inc.id}")
+    unit = session.get(Unit, inc.unit_id)
+    if actor.kind == "agency":
+        if inc.source != actor.label:
+            raise Forbidden("only the reporting agency may do this")
+        authorize(actor, "incidents:write", unit)
+        return
+    authorize(actor, "incidents:ack")
+    person = _person(session, actor)
+    if Role.admin in person.roles:  # can_read above established the incident is in the admin's subtree
+        return
+    state = _tier_of(session, inc, person, clock=clock)
+    if state is None or not state.required:
+        raise Forbidden(f"{person.name} is not on a tier that must acknowledge incident {inc.code}")
+
+
+def resolve(session: Session, *, clock: Clock, actor: Principal, incident_id: int, reason: str) -> Incident:
+    """Mark an incident resolved (处置完毕): every escalation timer stops; the final report may follow."""
+    inc = incident_service.lock(session, incident_id)
+    _authorize_lifecycle(session, actor, inc, clock=clock)
+    if inc.status not in OPEN_STATUSES:
+        raise Conflict(f"incident {inc.code} is already {inc.status}")
+    now = clock.now()
+    inc.status = Status.resolved
+    inc.resolved_at = now
+    inc.updated_at = now
+    _stop_timers(session, inc)
+    engine.note(session, inc, at=now, kind="resolved", actor=actor.actor, message=f"处置完毕:{reason}")
+    session.add(inc)
+    session.flush()
+    events.publish(
+        session,
+        clock=clock,
+        inc=inc,
+        rules=rules_service.by_version(session, inc.rules_version),
+        event_type="incident.resolved",
+    )
+    return inc
+
+
+def close(session: Session, *, clock: Clock, actor: Principal, incident_id: int, reason: str) -> Incident:
+    """Close an incident; it needs the final report (终报) first."""
+    inc = incident_service.lock(session, incident_id)
+    _authorize_lifecycle(session, actor, inc, clock=clock)
+    if inc.status == Status.closed:
+        raise Conflict(f"incident {inc.code} is already closed")
+    has_final = session.exec(
+        select(func.count()).select_from(Report).where(Report.incident_id == inc.id, Report.kind == ReportKind.final)
+    ).one()
+    if not has_final:
+        raise Conflict("file the final report (终报) before closing")
+    now = clock.now()
+    if inc.status in OPEN_STATUSES:
+        inc.resolved_at = now
+    inc.status = Status.closed
+    inc.closed_at = now
+    inc.report_due_at = None
+    inc.updated_at = now
+    _stop_timers(session, inc)
+    engine.note(session, inc, at=now, kind="closed", actor=actor.actor, message=f"结案:{reason}")
+    session.add(inc)
+    session.flush()
+    events.publish(
+        session,
+        clock=clock,
+        inc=inc,
+        rules=rules_service.by_version(session, inc.rules_version),
+        event_type="incident.closed",
+    )
+    return inc

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.escalation.grading import Severity
+from app.escalation.rules import CATEGORIES
+from app.incidents.models import ReportKind, Status
+
+Category = Literal[
+    "fire",
+    "gas",
+    "hazmat",
+    "construction",
+    "ebike",
+    "hospital",
+    "elderly_care",
+    "traffic",
+    "flood",
+    "geologic",
+    "public_health",
+    "public_security",
+    "other",
+]
+assert set(Category.__args__) == set(CATEGORIES)  # type: ignore[attr-defined]
+
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+
+
+class Casualties(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deaths: Count = 0
+    injuries: Count = Field(default=0, description="serious injuries (重伤)")
+    trapped: Count = 0
+    missing: Count = 0
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+
+class IncidentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
+        default=None, description="the caller's own id; a repeat from the same source updates that incident"
+    )
+    category: Category
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=5000)] = ""
+    unit_code: Annotated[str, Field(pattern=r"^\d{6,12}$")]
+    address: Annotated[str, Field(max_length=300)] = ""
+    location: Location | None = None
+    occurred_at: AwareDatetime
+    severity: Severity | None = Field(default=None, description="the reporter's grading, if any (I–IV)")
+    casualties: Casualties = Field(default_factory=Casualties)
+    economic_loss_cny: Money = 0
+    sensitive: bool = False
+
+
+class ReportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ReportKind
+    text: Annotated[str, Field(min_length=1, max_length=10000)]
+    casualties: Casualties | None = None
+    economic_loss_cny: Money | None = None
+
+
+class Reason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=2, max_length=500)]
+
+
+class SeverityChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Severity
+    reason: Annotated[str, Field(min_length=2, max_length=500)]
+
+
+class PersonRef(BaseModel):
+    id: int
+    name: str
+
+
+class TierState(BaseModel):
+    tier: str
+    unit_code: str
+    unit_name: str
+    required: bool
+    informed: bool
+    step: int
+    acknowledged_at: datetime | None
+    acknowledged_by: PersonRef | None
+    next_step_at: datetime | None
+
+
+class TimelineItem(BaseModel):
+    at: datetime
+    kind: str
+    actor: str
+    tier: str | None
+    message: str
+    data: dict[str, object] | None
+
+
+class ReportPublic(BaseModel):
+    kind: str
+    number: int
+    text: str
+    figures: dict[str, object] | None
+    author: str
+    at: datetime
+    late: bool
+
+
+class IncidentPublic(BaseModel):
+    id: int
+    code: str
+    status: Status
+    severity: Severity
+    severity_color: str
+    reported_severity: Severity | None
+    computed_severity: Severity
+    lead_tier: str
+    rules_version: int
+    category: str
+    title: str
+    description: str
+    unit_code: str
+    unit_name: str
+    address: str
+    location: Location | None
+    occurred_at: datetime
+    casualties: Casualties
+    economic_loss_cny: float
+    sensitive: bool
+    source: str
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    report_due_at: datetime | None
+    tiers: list[TierState]
+
+
+class IncidentDetail(IncidentPublic):
+    timeline: list[TimelineItem]
+    reports: list[ReportPublic]
+
+
+class NotificationPublic(BaseModel):
+    id: int
+    channel: str
+    to: str
+    person_id: int | None
+    tier: str | None
+    step: int | None
+    status: str
+    attempts: int
+    provider_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    error: str | None
+
+
+class HeartbeatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval_seconds: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 300
+
+
+class HeartbeatPublic(BaseModel):
+    name: str
+    interval_seconds: int
+    last_seen_at: datetime
+    due_at: datetime
+    status: Literal["ok", "missed"]

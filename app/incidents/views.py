@@ -1,0 +1,102 @@
+"""Incidents as the API shows them: with their tiers, and (for one incident) timeline and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from app.escalation.grading import Severity
+from app.escalation.rules import TIER_ORDER
+from app.incidents.models import Incident, IncidentTier, Report, Status, TimelineEntry
+from app.incidents.schemas import (
+    Casualties,
+    IncidentDetail,
+    IncidentPublic,
+    Location,
+    PersonRef,
+    ReportPublic,
+    TierState,
+    TimelineItem,
+)
+from app.org import units as unit_service
+
+
+def public_many(session: Session, incidents: Sequence[Incident]) -> list[IncidentPublic]:
+    """Several incidents in three queries, whatever their number."""
+    ids = [i.id for i in incidents if i.id is not None]
+    states: dict[int, list[IncidentTier]] = {i: [] for i in ids}
+    if ids:
+        for s in session.exec(select(IncidentTier).where(col(IncidentTier.incident_id).in_(ids))).all():
+            states[s.incident_id].append(s)
+    unit_ids = {i.unit_id for i in incidents} | {s.unit_id for group in states.values() for s in group}
+    units = unit_service.codes_by_id(session, unit_ids)
+    out = []
+    for inc in incidents:
+        assert inc.id is not None
+        unit = units[inc.unit_id]
+        tiers = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
+        out.append(
+            IncidentPublic(
+                id=inc.id,
+                code=inc.code,
+                status=Status(inc.status),
+                severity=Severity(inc.severity),
+                severity_color=Severity(inc.severity).color,
+                reported_severity=Severity(inc.reported_severity) if inc.reported_severity else None,
+                computed_severity=Severity(inc.computed_severity),
+                lead_tier=inc.lead_tier,
+                rules_version=inc.rules_version,
+                category=inc.category,
+                title=inc.title,
+                description=inc.description,
+                unit_code=unit.code,
+                unit_name=unit.name,
+                address=inc.address,
+                location=Location(lat=inc.lat, lon=inc.lon) if inc.lat is not None and inc.lon is not None else None,
+                occurred_at=inc.occurred_at,
+                casualties=Casualties(
+                    deaths=inc.deaths, injuries=inc.serious_injuries, trapped=inc.trapped, missing=inc.missing
+                ),
+                economic_loss_cny=inc.economic_loss_cny,
+                sensitive=inc.sensitive,
+                source=inc.source,
+                external_id=inc.external_id,
+                created_at=inc.created_at,
+                updated_at=inc.updated_at,
+                report_due_at=inc.report_due_at,
+                tiers=[
+                    TierState(
+                        tier=s.tier,
+                        unit_code=units[s.unit_id].code,
+                        unit_name=units[s.unit_id].name,
+                        required=s.required,
+                        informed=s.informed,
+                        step=s.step,
+                        acknowledged_at=s.acknowledged_at,
+                        acknowledged_by=PersonRef(id=s.acknowledged_by_id, name=s.acknowledged_by_name or "")
+                        if s.acknowledged_by_id is not None
+                        else None,
+                        next_step_at=s.next_step_at,
+                    )
+                    for s in tiers
+                ],
+            )
+        )
+    return out
+
+
+def public(session: Session, inc: Incident) -> IncidentPublic:
+    return public_many(session, [inc])[0]
+
+
+def detail(session: Session, inc: Incident) -> IncidentDetail:
+    timeline = session.exec(
+        select(TimelineEntry).where(TimelineEntry.incident_id == inc.id).order_by(col(TimelineEntry.id))
+    ).all()
+    reports = session.exec(select(Report).where(Report.incident_id == inc.id).order_by(col(Report.number))).all()
+    return IncidentDetail(
+        **public(session, inc).model_dump(),
+        timeline=[TimelineItem.model_validate(t, from_attributes=True) for t in timeline],
+        reports=[ReportPublic.model_validate(r, from_attributes=True) for r in reports],
+    )

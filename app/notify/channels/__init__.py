@@ -1,0 +1,60 @@
+"""Channels: one small interface, `send(message) -> ProviderResult`, for every way a message leaves.
+
+A send never raises for a provider problem: it returns an error class the dispatcher acts on
+(retry transient and rate-limited ones, fail invalid recipients and permanent errors at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.notify.models import ErrorClass
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """What a channel needs to send one outbox row (a snapshot: channels never touch the session)."""
+
+    id: int
+    channel: str
+    to: str
+    body: str
+    template: str
+    params: dict[str, Any]
+    attempts: int
+    uncertain: bool = False
+    incident_code: str | None = None
+    event_id: str | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    error_class: ErrorClass
+    provider_id: str | None = None
+    # True when the provider confirmed delivery in its answer (a webhook's 2xx); SMS waits for a receipt.
+    delivered: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+    # The attempt may have reached the provider (a timeout): the next attempt checks before sending again.
+    uncertain: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_class == ErrorClass.ok
+
+
+class Channel(Protocol):
+    def send(self, message: ChannelMessage) -> ProviderResult: ...
+
+
+class ChannelUnavailable:
+    """Stands in for a channel that is not configured: every send fails with a clear reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def send(self, message: ChannelMessage) -> ProviderResult:  # noqa: ARG002
+        return ProviderResult(ErrorClass.permanent, error=self.reason)

@@ -1,0 +1,110 @@
+"""Tables of the notification pipeline: the outbox (every message that leaves) and webhook subscriptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    voice = "voice"
+    webhook = "webhook"
+
+
+class Status(StrEnum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    failed = "failed"
+    undelivered = "undelivered"
+
+
+# A status only ever moves forward; a late or repeated provider callback cannot move a row back.
+STATUS_RANK = {
+    Status.queued: 0,
+    Status.sending: 1,
+    Status.sent: 2,
+    Status.delivered: 3,
+    Status.failed: 3,
+    Status.undelivered: 3,
+}
+FINAL = frozenset({Status.delivered, Status.failed, Status.undelivered})
+
+
+class ErrorClass(StrEnum):
+    ok = "ok"
+    rate_limited = "rate_limited"
+    invalid_recipient = "invalid_recipient"
+    transient = "transient"
+    permanent = "permanent"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One message to the outside world, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(sa_column=Column(String(16), nullable=False))
+    # A phone number in E.164 for sms/voice, the endpoint URL for webhooks.
+    recipient: str = Field(sa_column=Column(String(500), nullable=False, index=True))
+    template: str = Field(max_length=40)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Rendered at enqueue time, so what was said is on record even if templates change later.
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    dedup_key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    # The incidents table comes later; the foreign key is added with it.
+    incident_id: int | None = Field(default=None, index=True)
+    incident_code: str | None = Field(default=None, sa_column=Column(String(12), nullable=True, index=True))
+    tier: str | None = Field(default=None, max_length=16)
+    step: int | None = Field(default=None)
+    subscription_id: int | None = Field(default=None, foreign_key="webhook_subscription.id", index=True)
+    event_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True, index=True))
+
+    status: str = Field(default=Status.queued, sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    # Set while a dispatcher holds the row in `sending`; past it, the row is claimed again (the holder died).
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The last attempt may have reached the provider (a timeout, a lost lease): check before sending again.
+    uncertain: bool = Field(default=False)
+    provider_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True, unique=True))
+    provider_status: str | None = Field(default=None, max_length=32)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error_class: str | None = Field(default=None, max_length=24)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_via: str | None = Field(default=None, max_length=16)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """An endpoint that receives signed incident events, owned by an agency (API key) or set up by an admin."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=500)
+    # Kept in clear because every delivery is signed with it; never logged, shown only when created.
+    secret: str = Field(max_length=200)
+    event_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    min_severity: str | None = Field(default=None, max_length=4)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    unit_path: str | None = Field(default=None, sa_column=Column(String(200), nullable=True, index=True))
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
+    created_by: str = Field(max_length=120)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

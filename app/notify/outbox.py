@@ -1,0 +1,206 @@
+"""The outbox: every message is a row written in the caller's transaction, then sent by the dispatcher.
+
+`enqueue` is the only way a message enters the pipeline. Its dedup key is unique, so a repeated enqueue
+(a tick that runs twice, a retried request) is a no-op that leaves the caller's transaction intact.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, col, select
+
+from app.clock import Clock
+from app.errors import Invalid
+from app.notify import templates
+from app.notify.models import FINAL, STATUS_RANK, Channel, OutboxMessage, Status
+
+_WAKE_FLAG = "notify.outbox.enqueued"
+_listeners: list[Callable[[], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def add_wake_listener(callback: Callable[[], None]) -> None:
+    """Call `callback` after any transaction that enqueued a message commits (in this process)."""
+    with _listeners_lock:
+        _listeners.append(callback)
+
+
+def remove_wake_listener(callback: Callable[[], None]) -> None:
+    with _listeners_lock:
+        if callback in _listeners:
+            _listeners.remove(callback)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    if session.info.pop(_WAKE_FLAG, False):
+        with _listeners_lock:
+            callbacks = list(_listeners)
+        for callback in callbacks:
+            callback()
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    # Rolled-back rows were never there: nobody needs waking.
+    session.info.pop(_WAKE_FLAG, None)
+
+
+def enqueue(
+    session: Session,
+    *,
+    clock: Clock,
+    channel: str,
+    to: str,
+    template: str,
+    params: dict[str, Any],
+    dedup_key: str,
+    person_id: int | None = None,
+    incident_id: int | None = None,
+    incident_code: str | None = None,
+    tier: str | None = None,
+    step: int | None = None,
+    body: str | None = None,
+    subscription_id: int | None = None,
+    event_id: str | None = None,
+) -> OutboxMessage | None:
+    """Queue a message in the caller's transaction; None (and nothing written) when the dedup key exists."""
+    if channel not in Channel.__members__:
+        raise Invalid.field("channel", f"must be one of {', '.join(Channel)}")
+    if not to:
+        raise Invalid.field("to", "a recipient is required")
+    if not dedup_key or len(dedup_key) > 200:
+        raise Invalid.field("dedup_key", "must be 1 to 200 characters")
+    text = body if body is not None else templates.render(template, params)
+    now = clock.now()
+    values = {
+        "channel": channel,
+        "recipient": to,
+        "template": template,
+        "params": params,
+        "body": text,
+        "dedup_key": dedup_key,
+        "person_id": person_id,
+        "incident_id": incident_id,
+        "incident_code": incident_code,
+        "tier": tier,
+        "step": step,
+        "subscription_id": subscription_id,
+        "event_id": event_id,
+        "status": Status.queued.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "uncertain": False,
+        "created_at": now,
+    }
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    # ON CONFLICT DO NOTHING instead of catching an IntegrityError: a failed INSERT would abort the
+    # caller's whole transaction on PostgreSQL, and the caller's other writes must survive a repeat.
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.values(**values).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+    new_id = session.execute(statement).scalar_one_or_none()
+    if new_id is None:
+        return None
+    session.info[_WAKE_FLAG] = True
+    return session.get(OutboxMessage, new_id)
+
+
+def get(session: Session, message_id: int) -> OutboxMessage | None:
+    return session.get(OutboxMessage, message_id)
+
+
+def for_incident(session: Session, incident_id: int) -> list[OutboxMessage]:
+    """Every message about an incident, oldest first (for the incident's notifications view)."""
+    query = select(OutboxMessage).where(OutboxMessage.incident_id == incident_id).order_by(col(OutboxMessage.id))
+    return list(session.exec(query).all())
+
+
+# Provider statuses (Twilio's MessageStatus / CallStatus) and what they mean for a row.
+PROVIDER_STATUS = {
+    "accepted": Status.sent,
+    "queued": Status.sent,
+    "sending": Status.sent,
+    "sent": Status.sent,
+    "ringing": Status.sent,
+    "initiated": Status.sent,
+    "in-progress": Status.delivered,
+    "answered": Status.delivered,
+    "completed": Status.delivered,
+    "delivered": Status.delivered,
+    "read": Status.delivered,
+    "undelivered": Status.undelivered,
+    "failed": Status.failed,
+    "busy": Status.undelivered,
+    "no-answer": Status.undelivered,
+    "canceled": Status.failed,
+}
+
+
+def apply_provider_status(
+    session: Session,
+    *,
+    clock: Clock,
+    provider_id: str,
+    provider_status: str,
+    message_id: int | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> OutboxMessage | None:
+    """A delivery receipt: move the row forward (never back). Found by provider id, or by our own id
+    when the receipt arrives before the send call returned the provider id."""
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.provider_id == provider_id)).first()
+    if row is None and message_id is not None:
+        row = session.get(OutboxMessage, message_id)
+        if row is not None and row.provider_id not in (None, provider_id):
+            return None  # a receipt for another send of the same row; the recorded one wins
+    if row is None:
+        return None
+    target = PROVIDER_STATUS.get(provider_status.lower())
+    now = clock.now()
+    if row.provider_id is None:
+        row.provider_id = provider_id
+    row.provider_status = provider_status
+    if target is not None and row.status not in FINAL and STATUS_RANK[target] > STATUS_RANK[Status(row.status)]:
+        row.status = target
+        row.lease_until = None
+        if row.sent_at is None:
+            row.sent_at = now
+        if target == Status.delivered:
+            row.delivered_at = now
+        elif target in (Status.failed, Status.undelivered):
+            row.error_class = "permanent"
+            row.last_error = f"provider reported {provider_status}" + (
+                f" (error {error_code}{': ' + error_message if error_message else ''})" if error_code else ""
+            )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def requeue(session: Session, *, clock: Clock, message: OutboxMessage) -> OutboxMessage:
+    """Send a finished message again (a webhook replay): a fresh set of attempts from now."""
+    now: datetime = clock.now()
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message.id)
+        .values(
+            status=Status.queued.value,
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            uncertain=False,
+            error_class=None,
+            delivered_at=None,
+        )
+    )
+    session.info[_WAKE_FLAG] = True
+    session.refresh(message)
+    return message

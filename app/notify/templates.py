@@ -1,0 +1,94 @@
+"""Every message text the service sends, in one place: short Chinese templates with named parameters.
+
+A message is a logical template plus parameters (mainland SMS providers want approved template ids and
+parameters, not free text), rendered here into the body that is stored with the outbox row. The first page
+aims at one 70-character UCS-2 segment: the title is shortened to fit, never the code or the reply hint.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from app.errors import Invalid
+
+SEGMENT = 70  # characters in one UCS-2 SMS segment
+
+CATEGORY_NAMES = {
+    "fire": "火灾",
+    "gas": "燃气",
+    "hazmat": "危化品",
+    "construction": "建筑施工",
+    "ebike": "电动自行车",
+    "hospital": "医院",
+    "elderly_care": "养老机构",
+    "traffic": "交通",
+    "flood": "洪涝",
+    "geologic": "地质灾害",
+    "public_health": "公共卫生",
+    "public_security": "社会安全",
+    "other": "其他",
+}
+ROLE_NAMES = {"duty_officer": "值班员", "leader": "带班领导"}
+REPORT_NAMES = {"first": "首报", "follow_up": "续报", "final": "终报"}
+
+TEMPLATES: dict[str, str] = {
+    "incident_page": "【{level}级{category}】{unit}:{title}。编号{code},回复1签收",
+    "incident_info": "【{level}级{category}通报】{unit}:{title}。编号{code},无需签收",
+    "incident_reminder": "【提醒】{unit}{level}级{category}({code})仍未签收,请回复1签收",
+    "tier_unresponsive": (
+        "【{level}级{category}】{lower_unit}{minutes}分钟未签收,请{unit}处置:{title}。编号{code},回复1签收"
+    ),
+    "report_overdue": "【迟报】{code} {unit}{report}已逾期({due}),请督促报送",
+    "ack_confirmed": "已签收 {code}",
+    "ack_help": "未能识别回复。回复1签收最近的通知,或回复“1 编号”签收指定事件",
+    "ack_nothing_pending": "没有待签收的通知",
+    "ack_unknown_code": "未找到待签收的事件{code}。回复1签收最近的通知",
+    "roster_gap": "【排班缺口】{unit}{role} {start}至{end}无人值守,请尽快安排",
+    "missed_check_in": "【未签到】{unit}值班员{name}于{shift_start}接班后{minutes}分钟未签到",
+    "heartbeat_missed": "【对接中断】{name}已{minutes}分钟无心跳,请检查",
+    "voice_page": "这里是应急值守平台。{unit}发生{level}级{category}事件:{title}。事件编号{code_spoken}。签收请按1。",
+    "voice_ack_confirmed": "已签收,谢谢。",
+    "voice_no_input": "未收到按键。请查看短信并回复1签收。再见。",
+    "voice_help": "无效按键。签收请按1。",
+}
+
+# Parameters whose value may be shortened so the whole text fits one segment.
+_SHORTENABLE = {"incident_page": "title", "incident_info": "title", "tier_unresponsive": "title"}
+
+
+def names(template: str) -> list[str]:
+    """The parameters a template needs."""
+    return [field for _, field, _, _ in string.Formatter().parse(TEMPLATES[template]) if field]
+
+
+def _prepare(params: dict[str, Any]) -> dict[str, str]:
+    values = {k: "" if v is None else str(v) for k, v in params.items()}
+    if "category" in values:
+        values["category"] = CATEGORY_NAMES.get(values["category"], values["category"])
+    if "role" in values:
+        values["role"] = ROLE_NAMES.get(values["role"], values["role"])
+    if "report" in values:
+        values["report"] = REPORT_NAMES.get(values["report"], values["report"])
+    if "code" in values and "code_spoken" not in values:
+        # Letters one by one, so a text-to-speech voice does not read "F3K7" as a word.
+        values["code_spoken"] = " ".join(values["code"])
+    return values
+
+
+def render(template: str, params: dict[str, Any]) -> str:
+    """The text of a template with its parameters; a missing parameter is an Invalid naming it."""
+    if template not in TEMPLATES:
+        raise Invalid.field("template", f"unknown template {template!r}")
+    missing = [n for n in names(template) if n not in params and not (n == "code_spoken" and "code" in params)]
+    if missing:
+        raise Invalid.field("params", f"template {template!r} needs {', '.join(missing)}")
+    values = _prepare(params)
+    text = TEMPLATES[template].format_map(values)
+    field = _SHORTENABLE.get(template)
+    if field and len(text) > SEGMENT and values.get(field):
+        room = len(values[field]) - (len(text) - SEGMENT) - 1
+        if room >= 4:
+            values[field] = values[field][:room] + "…"
+            text = TEMPLATES[template].format_map(values)
+    return text

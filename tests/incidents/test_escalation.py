@@ -1,0 +1,234 @@
+"""Scenario tests with a controlled clock: intake, paging, escalation past whoever does not answer."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.clock import ManualClock
+from tests.incidents.helpers import fire, key_for, paged, pages, signed_in_as, staff_chain, tick
+
+
+def test_a_street_duty_officer_who_never_answers_is_passed_over(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    r = client.post("/api/v1/incidents", json=fire(), headers=key)
+    assert r.status_code == 201, r.text
+    inc = r.json()
+    assert inc["severity"] == "IV" and inc["lead_tier"] == "district" and inc["status"] == "reported"
+    assert {t["tier"]: t["required"] for t in inc["tiers"]} == {"street": True, "district": True, "city": False}
+    assert len(inc["code"]) == 4
+    # Level IV: each required tier's duty officer first, nobody else.
+    assert paged(session, staff, inc["id"]) == [("street", "duty_officer"), ("district", "duty_officer")]
+
+    clock.advance(seconds=299)
+    assert tick(engine, clock).steps == 0
+    clock.advance(seconds=1)
+    assert tick(engine, clock).steps == 2
+    assert paged(session, staff, inc["id"])[2:] == [
+        ("street", "leader"),
+        ("street", "duty_officer"),
+        ("district", "leader"),
+        ("district", "duty_officer"),
+    ]
+    clock.advance(minutes=5)
+    tick(engine, clock)
+    # The street has not answered: the district is told; the district has not either: the city is told.
+    later = paged(session, staff, inc["id"])[6:]
+    assert ("district", "duty_officer") in later and ("city", "duty_officer") in later
+    detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
+    city = next(t for t in detail["tiers"] if t["tier"] == "city")
+    assert city["required"] is True and city["next_step_at"] is not None
+    assert [e["kind"] for e in detail["timeline"]].count("escalated") >= 2
+
+
+def test_an_ack_at_the_district_stops_the_district_chain_only(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    district_officer = signed_in_as(client, staff("district", "duty_officer"))
+    r = client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=district_officer)
+    assert r.status_code == 200, r.text
+    tiers = {t["tier"]: t for t in r.json()["tiers"]}
+    assert tiers["district"]["acknowledged_by"]["id"] == staff("district", "duty_officer").id
+    assert tiers["district"]["next_step_at"] is None and tiers["street"]["next_step_at"] is not None
+    assert r.json()["status"] == "acknowledged"
+    before = len(pages(session, inc["id"]))
+    clock.advance(minutes=5)
+    tick(engine, clock)
+    new = [staff.tier_of(m.person_id) for m in pages(session, inc["id"])[before:]]
+    assert new == [("street", "leader"), ("street", "duty_officer")]
+    # Acknowledging twice changes nothing; someone from another tier or district cannot acknowledge.
+    assert client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=district_officer).status_code == 200
+    city_officer = signed_in_as(client, staff("city", "duty_officer"))
+    assert client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=city_officer).status_code == 403
+
+
+def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    inc = client.post(
+        "/api/v1/incidents", json=fire(casualties={"deaths": 2, "injuries": 0, "trapped": 0, "missing": 0}), headers=key
+    ).json()
+    assert inc["severity"] == "IV"
+    r = client.post(
+        f"/api/v1/incidents/{inc['id']}/reports",
+        headers=key,
+        json={
+            "kind": "first",
+            "text": "死亡人数上升",
+            "casualties": {"deaths": 12, "injuries": 3, "trapped": 0, "missing": 0},
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["severity"] == "II" and body["lead_tier"] == "city" and body["status"] == "responding"
+    assert next(t for t in body["tiers"] if t["tier"] == "city")["required"] is True
+    city_pages = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier == "city"]
+    # Level II: the city's duty officer and leader at once; the leader also by phone.
+    assert sorted(city_pages) == [("city", "duty_officer"), ("city", "leader")]
+    assert [m.person_id for m in pages(session, inc["id"], "voice")] == [staff("city", "leader").id]
+    assert any(e["kind"] == "regraded" for e in body["timeline"])
+    # Lowering figures later never lowers the level automatically.
+    r = client.post(
+        f"/api/v1/incidents/{inc['id']}/reports",
+        headers=key,
+        json={
+            "kind": "follow_up",
+            "text": "核减",
+            "casualties": {"deaths": 1, "injuries": 0, "trapped": 0, "missing": 0},
+        },
+    )
+    assert r.json()["severity"] == "II"
+
+
+def test_level_iii_pages_leaders_at_once_and_informs_the_city(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    inc = client.post(
+        "/api/v1/incidents", json=fire(casualties={"deaths": 3, "injuries": 0, "trapped": 0, "missing": 0}), headers=key
+    ).json()
+    assert inc["severity"] == "III"
+    tiers = {t["tier"]: t for t in inc["tiers"]}
+    assert tiers["city"]["informed"] is True and tiers["city"]["required"] is False
+    assert sorted(paged(session, staff, inc["id"])) == sorted(
+        [
+            ("street", "duty_officer"),
+            ("street", "leader"),
+            ("district", "duty_officer"),
+            ("district", "leader"),
+            ("city", "duty_officer"),
+        ]
+    )
+
+
+def test_a_vacant_post_is_skipped_at_once_and_recorded(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock, chain={"district": "110106", "city": "110000"})
+    key = key_for(session, clock, "119")
+    inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    # Nobody is rostered at the street: its duty officer and leader are skipped and the district is told at once.
+    detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("vacant") == 2 and "escalated" in kinds
+    street = next(t for t in detail["tiers"] if t["tier"] == "street")
+    assert street["step"] == 2 and street["next_step_at"] is None
+    assert ("district", "duty_officer") in paged(session, staff, inc["id"])
+
+
+def test_report_deadline_missed_pages_the_tier_above_and_says_late(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    inc = client.post(
+        "/api/v1/incidents", json=fire(casualties={"deaths": 3, "injuries": 0, "trapped": 0, "missing": 0}), headers=key
+    ).json()
+    district_officer = signed_in_as(client, staff("district", "duty_officer"))
+    street_officer = signed_in_as(client, staff("street", "duty_officer"))
+    client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=district_officer)
+    client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=street_officer)
+    clock.advance(minutes=61)  # level III: the district's first report is due within 60 minutes
+    tick(engine, clock)
+    detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
+    assert any(e["kind"] == "late" for e in detail["timeline"])
+    overdue = [m for m in pages(session, inc["id"]) if m.template == "report_overdue"]
+    assert [m.person_id for m in overdue] == [staff("city", "duty_officer").id]
+    tick(engine, clock)  # a second tick does not page again
+    assert len([m for m in pages(session, inc["id"]) if m.template == "report_overdue"]) == 1
+    district_officer = signed_in_as(client, staff("district", "duty_officer"))  # the old token has expired
+    r = client.post(
+        f"/api/v1/incidents/{inc['id']}/reports", headers=district_officer, json={"kind": "first", "text": "首报"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["reports"][0]["late"] is True
+
+
+def test_repeat_external_id_is_the_same_incident(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    first = client.post("/api/v1/incidents", json=fire(), headers=key)
+    same = client.post("/api/v1/incidents", json=fire(), headers=key)
+    assert first.status_code == 201 and same.status_code == 200
+    assert same.json()["id"] == first.json()["id"]
+    detail = client.get(f"/api/v1/incidents/{first.json()['id']}", headers=key).json()
+    assert [e["kind"] for e in detail["timeline"]].count("updated") == 0  # nothing changed, nothing recorded
+    changed = client.post(
+        "/api/v1/incidents",
+        json=fire(casualties={"deaths": 0, "injuries": 12, "trapped": 1, "missing": 0}),
+        headers=key,
+    )
+    assert changed.status_code == 200 and changed.json()["severity"] == "III"
+    detail = client.get(f"/api/v1/incidents/{first.json()['id']}", headers=key).json()
+    assert [e["kind"] for e in detail["timeline"]].count("updated") == 1
+    listing = client.get("/api/v1/incidents", headers=key).json()
+    assert listing["total"] == 1
+
+
+def test_concurrent_repeats_make_one_incident(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: client.post("/api/v1/incidents", json=fire(), headers=key), range(6)))
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert client.get("/api/v1/incidents", headers=key).json()["total"] == 1
+
+
+def test_two_ticks_at_once_take_each_step_exactly_once(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    ids = [
+        client.post("/api/v1/incidents", json=fire(external_id=f"e{i}"), headers=key).json()["id"] for i in range(12)
+    ]
+    clock.advance(minutes=5)
+    barrier = threading.Barrier(2)
+
+    def run() -> int:
+        barrier.wait()
+        return tick(engine, clock).steps
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        steps = sum(pool.map(lambda _: run(), range(2)))
+    assert steps == 24  # street and district of each incident, once
+    for incident_id in ids:
+        who = paged(session, staff, incident_id)
+        assert len(who) == 6
+        assert sorted(who[2:]) == sorted(
+            [("street", "leader"), ("street", "duty_officer"), ("district", "leader"), ("district", "duty_officer")]
+        )

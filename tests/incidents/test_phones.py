@@ -1,0 +1,50 @@
+"""The duty office by phone: pages arrive as SMS and calls from the Twilio simulator; replying 1 or pressing 1
+acknowledges through the same function as the console."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from sqlmodel import Session
+
+from app.clock import ManualClock
+from tests.incidents.helpers import fire, key_for, staff_chain
+from tests.notify.conftest import Phone, Service
+
+
+def test_reply_1_acknowledges_for_the_street(
+    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    with httpx.Client(base_url=service.url, headers=key, timeout=10) as api:
+        inc = api.post("/api/v1/incidents", json=fire()).json()
+        street = phone(staff("street", "duty_officer").phone)
+        street.expect_sms("IV级", inc["code"], "回复1签收").reply("1").expect_sms("已签收", inc["code"])
+        phone(staff("district", "duty_officer").phone).expect_sms("IV级", inc["code"])
+        tiers = {t["tier"]: t for t in api.get(f"/api/v1/incidents/{inc['id']}").json()["tiers"]}
+        assert tiers["street"]["acknowledged_by"]["id"] == staff("street", "duty_officer").id
+        assert tiers["street"]["next_step_at"] is None
+        assert tiers["district"]["acknowledged_at"] is None
+        timeline = api.get(f"/api/v1/incidents/{inc['id']}").json()["timeline"]
+        assert any(e["kind"] == "ack" and "sms" in e["message"] for e in timeline)
+
+
+def test_a_city_leader_acknowledges_a_level_ii_call_by_pressing_1(
+    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    deaths = {"deaths": 12, "injuries": 0, "trapped": 0, "missing": 0}
+    with httpx.Client(base_url=service.url, headers=key, timeout=10) as api:
+        inc = api.post("/api/v1/incidents", json=fire(casualties=deaths)).json()
+        assert inc["severity"] == "II"
+        for tier in ("street", "district", "city"):
+            phone(staff(tier, "duty_officer").phone).expect_sms("II级", inc["code"])
+            leader = phone(staff(tier, "leader").phone).expect_sms("II级", inc["code"])
+            leader.expect_call("II级", " ".join(inc["code"]))
+        phone(staff("city", "leader").phone).press("1", "已签收")
+        tiers = {t["tier"]: t for t in api.get(f"/api/v1/incidents/{inc['id']}").json()["tiers"]}
+        assert tiers["city"]["acknowledged_by"]["id"] == staff("city", "leader").id
+        assert tiers["district"]["acknowledged_at"] is None

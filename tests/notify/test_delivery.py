@@ -1,0 +1,151 @@
+"""The pipeline under a bad provider: failures, timeouts, a crash mid-send, rotation of auth tokens."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from app.clock import ManualClock
+from app.db import transaction
+from app.notify import outbox
+from app.notify.dispatcher import DispatchConfig, Dispatcher
+from app.notify.models import OutboxMessage
+from tests.notify.conftest import Service, Simulator
+from tests.notify.pages import enqueue_page
+
+
+def _rows(engine: Engine) -> list[OutboxMessage]:
+    with Session(engine) as s:
+        return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
+
+
+def _enqueue_many(engine: Engine, clock: ManualClock, n: int, *, bad: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    with transaction(engine) as session:
+        for i in range(n):
+            outbox.enqueue(
+                session,
+                clock=clock,
+                channel="sms",
+                to="+8613600000000" if i in bad else f"+86137{i:08d}",
+                template="incident_page",
+                params={
+                    "level": "IV",
+                    "category": "gas",
+                    "unit": "东铁匠营街道",
+                    "title": f"测试{i}",
+                    "code": f"T{i:03d}",
+                },
+                dedup_key=f"chaos:{i}",
+                incident_id=i + 1,
+                incident_code=f"T{i:03d}",
+            )
+
+
+def _run_until_settled(engine: Engine, clock: ManualClock, dispatcher: Dispatcher, rounds: int = 60) -> None:
+    for _ in range(rounds):
+        dispatcher.drain()
+        pending = [r for r in _rows(engine) if r.status in ("queued", "sending")]
+        if not pending:
+            return
+        clock.advance(minutes=20)  # past any backoff: the clock moves, nobody sleeps
+    raise AssertionError("messages still pending after every retry")
+
+
+def _wait_receipts(engine: Engine, simulator: Simulator, *, unreceipted: int = 0, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        simulator.settle()
+        if sum(r.status == "sent" for r in _rows(engine)) <= unreceipted:
+            return
+        time.sleep(0.05)
+
+
+def test_under_failures_and_timeouts_every_message_ends_and_none_is_sent_twice(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
+    simulator.configure(failure_rate=0.30, timeout_rate=0.05, timeout_hold=0.8, undelivered_rate=0.05)
+    bad = {5, 77}
+    _enqueue_many(engine, clock, 150, bad=bad)
+    simulator.configure(invalid_numbers={"+8613600000000"})
+
+    _run_until_settled(engine, clock, service.dispatcher)
+    _wait_receipts(engine, simulator)
+
+    rows = _rows(engine)
+    outcomes = Counter(r.status for r in rows)
+    assert set(outcomes) <= {"delivered", "failed", "undelivered"}, outcomes
+    for row in rows:
+        if row.status != "delivered":
+            assert row.last_error, f"message {row.id} ended {row.status} without a reason"
+    assert {r.id for r in rows if r.error_class == "invalid_recipient"} == {rows[i].id for i in bad}
+    assert simulator.state.duplicates() == {}
+    counted = simulator.state.sends_by_key
+    assert {str(r.id) for r in rows if r.status != "failed"} <= set(counted)
+    assert simulator.state.injected["message_failure"] > 20 and simulator.state.injected["message_timeout"] > 0
+    assert any(r.attempts > 1 and r.status == "delivered" for r in rows)
+
+
+@pytest.fixture
+def service_options() -> dict[str, Any]:
+    return {"DUTYLINE_DISPATCH_LEASE_SECONDS": 60, "TWILIO_TIMEOUT_SECONDS": 0.4}
+
+
+def test_a_dispatcher_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
+    _enqueue_many(engine, clock, 20)
+    crashed = service.dispatcher
+    claimed = crashed._claim(12)
+    # It got half of its batch out to Twilio, then the process was killed before recording anything;
+    # the receipts for those six are lost too (nobody was listening), so only Twilio knows they went out.
+    simulator.configure(send_callbacks=False)
+    for message in claimed[:6]:
+        crashed.channels["sms"].send(message)
+    simulator.settle()
+    simulator.configure(send_callbacks=True)
+
+    replacement = Dispatcher(engine, clock=clock, channels=crashed.channels, config=DispatchConfig(lease_seconds=60))
+    first = replacement.drain()
+    assert first.claimed == 8  # only the unclaimed rows; the 12 are leased to the dead one
+    clock.advance(seconds=61)
+    second = replacement.drain()
+    assert second.claimed == 12
+
+    _wait_receipts(engine, simulator, unreceipted=6)
+    rows = _rows(engine)
+    # The six that went out before the crash were found at Twilio and adopted, not sent again.
+    assert Counter(r.status for r in rows) == {"delivered": 14, "sent": 6}
+    sids = {m["sid"] for m in simulator.state.messages}
+    assert len(simulator.state.messages) == 20 and {r.provider_id for r in rows} == sids
+    assert simulator.state.duplicates() == {}
+    assert sum(r.attempts == 2 for r in rows) == 12
+
+
+def test_restart_picks_up_queued_rows(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
+    page = enqueue_page(engine, clock, phone="+8613800000001", incident_id=5, code="R5T6")
+    # A new process: a new dispatcher over the same database finds the row.
+    fresh = Dispatcher(engine, clock=clock, channels=service.dispatcher.channels)
+    assert fresh.drain().sent == 1
+    assert fresh.drain().claimed == 0
+    _wait_receipts(engine, simulator)
+    assert _rows(engine)[0].id == page and _rows(engine)[0].status == "delivered"
+
+
+def test_status_receipts_accept_any_rotated_token(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
+    service.app.state.twilio.auth_tokens.insert(0, "the-new-token")  # the new one signs; the old still accepted
+    page = enqueue_page(engine, clock, phone="+8613800000001", incident_id=5, code="R5T6")
+    service.dispatcher.drain()
+    _wait_receipts(engine, simulator)
+    assert _rows(engine)[0].status == "delivered"
+    assert page == _rows(engine)[0].id
+    clock.advance(timedelta(seconds=1))
