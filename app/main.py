@@ -29,6 +29,7 @@ from app.routers import (
     audit,
     auth,
     console,
+    console_incidents,
     health,
     heartbeats,
     incidents,
@@ -151,7 +152,7 @@ def create_app(
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio, console):  # fmt: skip
+                   heartbeats, webhooks, twilio, console, console_incidents):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     notify_app.install(app, settings)
