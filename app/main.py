@@ -28,6 +28,8 @@ from app.routers import (
     agencies,
     audit,
     auth,
+    console,
+    console_incidents,
     health,
     heartbeats,
     incidents,
@@ -40,6 +42,7 @@ from app.routers import (
     units,
     webhooks,
 )
+from app.web import pages as console_pages
 
 log = logging.getLogger("dutyline")
 
@@ -149,8 +152,9 @@ def create_app(
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio):  # fmt: skip
+                   heartbeats, webhooks, twilio, console, console_incidents):  # fmt: skip
         app.include_router(module.router)
+    console_pages.install(app)
     notify_app.install(app, settings)
     app.state.acknowledger = incident_acks.acknowledge_page
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

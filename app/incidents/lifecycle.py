@@ -46,6 +46,21 @@ def _tier_of(session: Session, inc: Incident, person: Person, *, clock: Clock) -
     return None
 
 
+def ack_tier_for(session: Session, *, clock: Clock, actor: Principal, inc: Incident) -> str | None:
+    """The tier this actor could acknowledge for right now (required and not yet acknowledged), or None."""
+    if actor.kind != "person" or actor.id is None or not actor.can("incidents:ack"):
+        return None
+    if inc.status not in OPEN_STATUSES:
+        return None
+    person = session.get(Person, actor.id)
+    if person is None or not set(person.roles) & ACK_ROLES:
+        return None
+    state = _tier_of(session, inc, person, clock=clock)
+    if state is None or not state.required or state.acknowledged_at is not None:
+        return None
+    return state.tier
+
+
 def acknowledge(
     session: Session, *, clock: Clock, actor: Principal, incident_id: int, via: str = "console"
 ) -> IncidentTier:

@@ -147,6 +147,31 @@ def check_in_public(row: CheckIn, unit: Unit, person: Person) -> CheckInPublic:
     )
 
 
+def current_check_ins(
+    session: Session, *, actor: Principal, unit_codes: Sequence[str], at: datetime
+) -> dict[tuple[str, str, int], datetime]:
+    """(unit code, role, person id) → check-in time, for shifts covering `at`, in units the actor may read."""
+    authorize(actor, "rosters:read")
+    units = {u.id: u for u in session.exec(select(Unit).where(col(Unit.code).in_(set(unit_codes))))}
+    readable = {i: u for i, u in units.items() if _may_read(actor, u)}
+    if not readable:
+        return {}
+    rows = session.exec(
+        select(CheckIn).where(
+            col(CheckIn.unit_id).in_(readable), col(CheckIn.shift_starts_at) <= at, col(CheckIn.shift_ends_at) > at
+        )
+    ).all()
+    return {(readable[r.unit_id].code, r.role, r.person_id): r.at for r in rows}
+
+
+def _may_read(actor: Principal, unit: Unit) -> bool:
+    try:
+        roster_service.may_read(actor, unit)
+    except Forbidden:
+        return False
+    return True
+
+
 def handover(session: Session, *, clock: Clock, actor: Principal, data: HandoverRequest) -> HandoverPublic:
     """The outgoing person's notes and open items for the next shift (during their shift or just after it)."""
     person, home = _caller(session, actor)
@@ -277,4 +302,4 @@ def shift_log(
     return sorted(entries, key=lambda e: (e.at, e.unit_code, e.kind))
 
 
-__all__ = ["check_in", "check_in_public", "handover", "shift_log"]
+__all__ = ["check_in", "check_in_public", "current_check_ins", "handover", "shift_log"]

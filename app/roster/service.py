@@ -559,6 +559,39 @@ def gap_report(
     ]
 
 
+def unit_timelines(
+    session: Session, *, actor: Principal, unit_code: str, start: datetime, end: datetime
+) -> tuple[Unit, dict[str, list[Segment]], dict[int, PersonBrief]]:
+    """One unit's duty over [start, end) per role (gaps are segments without a person), and the people named."""
+    unit = unit_service.get(session, unit_code, field="unit")
+    may_read(actor, unit)
+    if end <= start:
+        raise Invalid.field("to", "must be after from")
+    if end - start > MAX_GAP_WINDOW:
+        raise Invalid.field("to", "the window may be at most 92 days")
+    assert unit.id is not None
+    lines = timelines(session, units=[unit], start=start, end=end)
+    by_role = {role: person_segments(lines[(unit.id, role)]) for role in DUTY_ROLES}
+    ids = {s.person_id for segs in by_role.values() for s in segs if s.person_id is not None}
+    people = {i: b for i, p in _people(session, ids).items() if (b := brief(p)) is not None}
+    return unit, by_role, people
+
+
+def overrides_between(
+    session: Session, *, actor: Principal, unit_code: str, start: datetime, end: datetime
+) -> list[OverridePublic]:
+    """The overrides of one unit that overlap [start, end), oldest first."""
+    unit = unit_service.get(session, unit_code, field="unit")
+    may_read(actor, unit)
+    rows = session.exec(
+        select(Override)
+        .where(Override.unit_id == unit.id, col(Override.starts_at) < end, col(Override.ends_at) > start)
+        .order_by(col(Override.starts_at), col(Override.id))
+    ).all()
+    people = _people(session, {r.person_id for r in rows})
+    return [override_public(r, unit, people[r.person_id]) for r in rows]
+
+
 def person_segments(segments: Sequence[Segment]) -> list[Segment]:
     """Segments with consecutive ones of the same person joined (an override inside one's own shift is one duty)."""
     out: list[Segment] = []
@@ -582,10 +615,12 @@ __all__ = [
     "gap_report",
     "gaps",
     "oncall_chain",
+    "overrides_between",
     "resolve",
     "resolve_many",
     "resolve_many_brief",
     "set_default_timezone",
     "swap",
     "timelines",
+    "unit_timelines",
 ]

@@ -1,0 +1,421 @@
+"""The duty console's incident pages: the live list, one incident (timeline, reports, acknowledge, escalate,
+resolve, close), report entry (接报) and the Twilio simulator's inbox.
+
+The list and the incident's state are re-fetched as HTML fragments every few seconds by console.js, so new
+incidents and changes appear without reloading and the markup is rendered in one place. Every act is one call to
+the same service function the API uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from app.errors import DomainError, NotFound
+from app.escalation.grading import Severity
+from app.escalation.rules import CATEGORIES
+from app.incidents import lifecycle, views
+from app.incidents import service as incident_service
+from app.incidents.models import OPEN_STATUSES
+from app.incidents.schemas import IncidentCreate, IncidentPublic, Reason, ReportCreate
+from app.notify import outbox
+from app.roster.resolve import default_zone
+from app.roster.timeline import wall_to_utc
+from app.routers.deps import ClockDep, SessionDep, SettingsDep
+from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
+
+router = APIRouter(include_in_schema=False)
+
+CATEGORY_LABELS = {
+    "fire": "火灾",
+    "gas": "燃气",
+    "hazmat": "危化品",
+    "construction": "建筑施工",
+    "ebike": "电动自行车",
+    "hospital": "医院",
+    "elderly_care": "养老机构",
+    "traffic": "交通",
+    "flood": "洪涝",
+    "geologic": "地质灾害",
+    "public_health": "公共卫生",
+    "public_security": "社会安全",
+    "other": "其他",
+}
+STATUS_LABELS = {
+    "reported": "已接报",
+    "acknowledged": "已签收",
+    "responding": "处置中",
+    "resolved": "已处置",
+    "closed": "已关闭",
+}
+REPORT_KINDS = {"first": "首报", "follow_up": "续报", "final": "终报"}
+TIMELINE_KINDS = {
+    "reported": "接报",
+    "updated": "更新",
+    "page": "通知",
+    "vacant": "空岗",
+    "ack": "签收",
+    "report": "报告",
+    "late": "迟报",
+    "regraded": "定级",
+    "escalated": "升级",
+    "escalation_stopped": "停止升级",
+    "resolved": "处置完毕",
+    "closed": "关闭",
+}
+LABELS = {
+    "categories": CATEGORY_LABELS,
+    "statuses": STATUS_LABELS,
+    "report_kinds": REPORT_KINDS,
+    "timeline_kinds": TIMELINE_KINDS,
+    "severities": {s.value: s.label for s in Severity},
+}
+MESSAGES = {
+    "acknowledged": "已签收。",
+    "reported": "报告已提交。",
+    "escalated": "已上报上一级。",
+    "resolved": "已标记处置完毕。",
+    "closed": "事件已关闭。",
+    "created": "事件已登记,正在通知各级值班人员。",
+}
+LIST_LIMIT = 200
+
+
+def open_incidents(session: SessionDep, clock: ClockDep, viewer: Viewer) -> list[dict[str, Any]]:
+    """Open incidents in the viewer's scope, gravest first and then oldest first, with the tier they may ack."""
+    rows = []
+    for status in OPEN_STATUSES:
+        found, _ = incident_service.listing(
+            session,
+            actor=viewer.principal,
+            status=status,
+            severity=None,
+            unit=None,
+            since=None,
+            limit=LIST_LIMIT,
+            offset=0,
+        )
+        rows.extend(found)
+    rows.sort(key=lambda inc: (Severity(inc.severity).rank, inc.created_at, inc.id))
+    rows = rows[:LIST_LIMIT]
+    public = views.public_many(session, rows)
+    return [
+        {"inc": p, "ack_tier": lifecycle.ack_tier_for(session, clock=clock, actor=viewer.principal, inc=row)}
+        for row, p in zip(rows, public, strict=True)
+    ]
+
+
+def _next_step(inc: IncidentPublic) -> datetime | None:
+    pending = [t.next_step_at for t in inc.tiers if t.next_step_at is not None and t.acknowledged_at is None]
+    return min(pending) if pending else None
+
+
+def _common(clock: ClockDep) -> dict[str, Any]:
+    return {"labels": LABELS, "now": clock.now(), "next_step": _next_step, "messages": MESSAGES}
+
+
+@router.get("/console/incidents")
+def incidents_page(request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    items = open_incidents(session, clock, viewer)
+    return render(request, "incidents.html", {**_common(clock), "items": items, "active": "incidents"}, viewer=viewer)
+
+
+@router.get("/console/incidents/live")
+def incidents_fragment(request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    items = open_incidents(session, clock, viewer)
+    return render(request, "_incident_list.html", {**_common(clock), "items": items}, viewer=viewer)
+
+
+# --- report entry (接报) ------------------------------------------------------------------------------------------
+
+
+def _int_or_raw(value: str) -> int | str:
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _intake_form_defaults(viewer: Viewer, clock: ClockDep) -> dict[str, str]:
+    return {
+        "category": "fire",
+        "unit_code": viewer.unit.code,
+        "occurred_at": clock.now().astimezone(default_zone()).strftime("%Y-%m-%dT%H:%M"),
+        "deaths": "0",
+        "injuries": "0",
+        "trapped": "0",
+        "missing": "0",
+        "economic_loss_cny": "0",
+    }
+
+
+@router.get("/console/incidents/new")
+def intake_page(request: Request, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    ctx = {**_common(clock), "form": _intake_form_defaults(viewer, clock), "categories": CATEGORIES, "active": "new"}
+    return render(request, "intake.html", ctx, viewer=viewer)
+
+
+@router.post("/console/incidents/new")
+def intake(
+    _: CsrfDep,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    category: Annotated[str, Form(max_length=32)] = "",
+    title: Annotated[str, Form(max_length=400)] = "",
+    description: Annotated[str, Form(max_length=10_000)] = "",
+    unit_code: Annotated[str, Form(max_length=12)] = "",
+    address: Annotated[str, Form(max_length=600)] = "",
+    occurred_at: Annotated[str, Form(max_length=40)] = "",
+    severity: Annotated[str, Form(max_length=4)] = "",
+    deaths: Annotated[str, Form(max_length=12)] = "0",
+    injuries: Annotated[str, Form(max_length=12)] = "0",
+    trapped: Annotated[str, Form(max_length=12)] = "0",
+    missing: Annotated[str, Form(max_length=12)] = "0",
+    economic_loss_cny: Annotated[str, Form(max_length=24)] = "0",
+    sensitive: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    form = {
+        "category": category,
+        "title": title,
+        "description": description,
+        "unit_code": unit_code,
+        "address": address,
+        "occurred_at": occurred_at,
+        "severity": severity,
+        "deaths": deaths,
+        "injuries": injuries,
+        "trapped": trapped,
+        "missing": missing,
+        "economic_loss_cny": economic_loss_cny,
+        "sensitive": sensitive,
+    }
+    try:
+        data = IncidentCreate.model_validate(
+            {
+                "category": category,
+                "title": title.strip(),
+                "description": description,
+                "unit_code": unit_code.strip(),
+                "address": address,
+                "occurred_at": _local_instant(occurred_at),
+                "severity": severity or None,
+                "casualties": {
+                    "deaths": _int_or_raw(deaths or "0"),
+                    "injuries": _int_or_raw(injuries or "0"),
+                    "trapped": _int_or_raw(trapped or "0"),
+                    "missing": _int_or_raw(missing or "0"),
+                },
+                "economic_loss_cny": economic_loss_cny.strip() or "0",
+                "sensitive": bool(sensitive),
+            }
+        )
+        inc, _created = incident_service.report(session, clock=clock, actor=viewer.principal, data=data)
+    except (DomainError, ValidationError) as exc:
+        session.rollback()
+        summary, fields = errors_of(exc)
+        ctx = {
+            **_common(clock),
+            "form": form,
+            "categories": CATEGORIES,
+            "active": "new",
+            "form_error": {"form": "intake", "summary": summary, "fields": fields},
+        }
+        return render(request, "intake.html", ctx, viewer=viewer, status_code=status_of(exc))
+    return redirect(f"/console/incidents/{inc.id}", msg="created")
+
+
+def _local_instant(value: str) -> datetime | str:
+    """A datetime-local value read in the configured zone; anything else is left to Pydantic to refuse."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return wall_to_utc(parsed, default_zone()) if parsed.tzinfo is None else parsed
+
+
+# --- one incident --------------------------------------------------------------------------------------------------
+
+
+def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incident_id: int) -> dict[str, Any]:
+    inc = incident_service.get(session, actor=viewer.principal, incident_id=incident_id)
+    assert inc.id is not None
+    return {
+        **_common(clock),
+        "inc": views.detail(session, inc),
+        "ack_tier": lifecycle.ack_tier_for(session, clock=clock, actor=viewer.principal, inc=inc),
+        "notifications": outbox.for_incident(session, inc.id),
+        "is_open": inc.status in OPEN_STATUSES,
+        "active": "incidents",
+    }
+
+
+@router.get("/console/incidents/{incident_id}")
+def incident_page(
+    incident_id: int, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+) -> HTMLResponse:
+    ctx = _detail_context(session, clock, viewer, incident_id)
+    return render(request, "incident.html", {**ctx, "form": {}}, viewer=viewer)
+
+
+@router.get("/console/incidents/{incident_id}/live")
+def incident_fragment(
+    incident_id: int, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+) -> HTMLResponse:
+    ctx = _detail_context(session, clock, viewer, incident_id)
+    return render(request, "_incident_state.html", ctx, viewer=viewer)
+
+
+def _incident_refusal(
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: Viewer,
+    incident_id: int,
+    exc: DomainError | ValidationError,
+    *,
+    form: str,
+    values: dict[str, str],
+) -> HTMLResponse:
+    session.rollback()  # nothing of a refused act may be committed by the request's transaction
+    if isinstance(exc, NotFound):
+        return render(
+            request, "error.html", {"title": "未找到", "message": exc.message}, viewer=viewer, status_code=404
+        )
+    summary, fields = errors_of(exc)
+    ctx = _detail_context(session, clock, viewer, incident_id)
+    ctx |= {"form": values, "form_error": {"form": form, "summary": summary, "fields": fields}}
+    return render(request, "incident.html", ctx, viewer=viewer, status_code=status_of(exc))
+
+
+def _back(value: str, incident_id: int) -> str:
+    if value == "list":
+        return "/console/incidents"
+    return f"/console/incidents/{incident_id}"
+
+
+@router.post("/console/incidents/{incident_id}/ack")
+def acknowledge(
+    _: CsrfDep,
+    incident_id: int,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    back: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    try:
+        lifecycle.acknowledge(session, clock=clock, actor=viewer.principal, incident_id=incident_id, via="console")
+    except DomainError as exc:
+        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form="ack", values={})
+    return redirect(_back(back, incident_id), msg="acknowledged")
+
+
+@router.post("/console/incidents/{incident_id}/reports")
+def add_report(
+    _: CsrfDep,
+    incident_id: int,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    kind: Annotated[str, Form(max_length=16)] = "",
+    text: Annotated[str, Form(max_length=20_000)] = "",
+    deaths: Annotated[str, Form(max_length=12)] = "",
+    injuries: Annotated[str, Form(max_length=12)] = "",
+    trapped: Annotated[str, Form(max_length=12)] = "",
+    missing: Annotated[str, Form(max_length=12)] = "",
+    economic_loss_cny: Annotated[str, Form(max_length=24)] = "",
+) -> Response:
+    figures = {"deaths": deaths, "injuries": injuries, "trapped": trapped, "missing": missing}
+    values = {"kind": kind, "text": text, **figures, "economic_loss_cny": economic_loss_cny}
+    try:
+        body: dict[str, Any] = {"kind": kind, "text": text.strip()}
+        if any(v.strip() for v in figures.values()):
+            # New figures replace the old ones: a blank box keeps the current figure.
+            inc = views.public(session, incident_service.get(session, actor=viewer.principal, incident_id=incident_id))
+            current = inc.casualties.model_dump()
+            body["casualties"] = {k: _int_or_raw(v) if v.strip() else current[k] for k, v in figures.items()}
+        if economic_loss_cny.strip():
+            body["economic_loss_cny"] = economic_loss_cny.strip()
+        data = ReportCreate.model_validate(body)
+        incident_service.add_report(session, clock=clock, actor=viewer.principal, incident_id=incident_id, data=data)
+    except (DomainError, ValidationError) as exc:
+        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form="report", values=values)
+    return redirect(f"/console/incidents/{incident_id}", msg="reported")
+
+
+def _lifecycle_post(
+    act: str,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: Viewer,
+    incident_id: int,
+    reason: str,
+) -> Response:
+    try:
+        data = Reason.model_validate({"reason": reason.strip()})
+        call = {"escalate": lifecycle.escalate, "resolve": lifecycle.resolve, "close": lifecycle.close}[act]
+        call(session, clock=clock, actor=viewer.principal, incident_id=incident_id, reason=data.reason)
+    except (DomainError, ValidationError) as exc:
+        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form=act, values={"reason": reason})
+    return redirect(f"/console/incidents/{incident_id}", msg={"escalate": "escalated"}.get(act, act + "d"))
+
+
+@router.post("/console/incidents/{incident_id}/escalate")
+def escalate(
+    _: CsrfDep,
+    incident_id: int,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    return _lifecycle_post("escalate", request, session, clock, viewer, incident_id, reason)
+
+
+@router.post("/console/incidents/{incident_id}/resolve")
+def resolve(
+    _: CsrfDep,
+    incident_id: int,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    return _lifecycle_post("resolve", request, session, clock, viewer, incident_id, reason)
+
+
+@router.post("/console/incidents/{incident_id}/close")
+def close(
+    _: CsrfDep,
+    incident_id: int,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    return _lifecycle_post("close", request, session, clock, viewer, incident_id, reason)
+
+
+# --- the simulator's inbox ----------------------------------------------------------------------------------------
+
+
+@router.get("/console/simulator")
+def simulator_inbox(request: Request, settings: SettingsDep, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    if not settings.simulator_enabled:
+        return render(
+            request,
+            "error.html",
+            {"title": "短信模拟器未启用", "message": "已配置真实的 Twilio 账号;模拟器收件箱仅在演示模式下可用。"},
+            viewer=viewer,
+            status_code=404,
+        )
+    return render(request, "simulator.html", {**_common(clock), "active": "simulator"}, viewer=viewer)

@@ -1,0 +1,1 @@
+"""The duty console: server-rendered pages (Jinja2), a signed session cookie and CSRF tokens."""

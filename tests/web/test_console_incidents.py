@@ -1,0 +1,149 @@
+"""Incident pages over plain HTTP: the list, acknowledge, reports that re-grade, lifecycle, and 接报 validation."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.clock import ManualClock
+from app.incidents.models import Incident
+from tests.incidents.helpers import fire, key_for, staff_chain
+from tests.web.helpers import console_sign_in
+
+
+def _post_incident(client: TestClient, session: Session, clock: ManualClock, **overrides: object) -> dict[str, object]:
+    headers = key_for(session, clock, "119")
+    r = client.post("/api/v1/incidents", json=fire(**overrides), headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_list_is_sorted_by_level_then_age_and_offers_ack(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    minor = _post_incident(client, session, clock, external_id="a", title="小火情")
+    clock.advance(minutes=1)
+    headers = key_for(session, clock, "120", kind="ambulance")
+    grave = client.post(
+        "/api/v1/incidents",
+        json=fire(
+            external_id="b", title="重大火情", casualties={"deaths": 12, "injuries": 0, "trapped": 0, "missing": 0}
+        ),
+        headers=headers,
+    ).json()
+    assert staff("street", "duty_officer").username
+    csrf = console_sign_in(client, staff("street", "duty_officer").username or "")
+    page = client.get("/console/incidents").text
+    codes = re.findall(r'data-code="([A-Z0-9]+)"', page)
+    assert codes == [grave["code"], minor["code"]]
+    assert "sev-II" in page and "sev-IV" in page
+    assert page.count("签收(街道/乡镇)") == 2
+    r = client.post(
+        f"/console/incidents/{minor['id']}/ack", data={"csrf": csrf, "back": "list"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/incidents?")
+    fragment = client.get("/console/incidents/live").text
+    assert fragment.count("签收(街道/乡镇)") == 1
+    assert "已签收" in fragment
+
+
+def test_ack_refused_for_someone_not_on_a_required_tier(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    inc = _post_incident(client, session, clock)
+    console_sign_in(client, staff("city", "duty_officer").username or "")
+    page = client.get(f"/console/incidents/{inc['id']}").text
+    assert "签收(" not in page  # level IV: the city is not required
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf.group(1)})
+    assert r.status_code == 403 and "not on a tier that must acknowledge" in r.text
+
+
+def test_follow_up_that_raises_the_level_makes_the_city_required(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    inc = _post_incident(client, session, clock)
+    csrf = console_sign_in(client, staff("district", "duty_officer").username or "")
+    page = client.get(f"/console/incidents/{inc['id']}").text
+    assert 'data-tier="city"' not in page or 'data-tier="city" data-required="no"' in page
+    r = client.post(
+        f"/console/incidents/{inc['id']}/reports",
+        data={"csrf": csrf, "kind": "first", "text": "现场死亡 2 人", "deaths": "2"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    r = client.post(
+        f"/console/incidents/{inc['id']}/reports",
+        data={"csrf": csrf, "kind": "follow_up", "text": "死亡人数升至 12 人", "deaths": "12", "injuries": ""},
+    )
+    assert r.status_code == 200 and "报告已提交" in r.text
+    assert 'data-tier="city" data-required="yes"' in r.text
+    assert 'data-severity="II"' in r.text and "续报 第1次" in r.text
+    bad = client.post(
+        f"/console/incidents/{inc['id']}/reports",
+        data={"csrf": csrf, "kind": "follow_up", "text": "x", "deaths": "-3"},
+    )
+    assert bad.status_code == 422 and 'data-field="casualties.deaths"' in bad.text
+
+
+def test_escalate_resolve_and_close_from_the_page(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff = staff_chain(session, clock)
+    inc = _post_incident(client, session, clock)
+    csrf = console_sign_in(client, staff("street", "leader").username or "")
+    r = client.post(f"/console/incidents/{inc['id']}/escalate", data={"csrf": csrf, "reason": ""})
+    assert r.status_code == 422 and 'data-field="reason"' in r.text
+    r = client.post(f"/console/incidents/{inc['id']}/escalate", data={"csrf": csrf, "reason": "需要区里支援"})
+    assert r.status_code == 200 and "已上报上一级" in r.text
+    r = client.post(f"/console/incidents/{inc['id']}/close", data={"csrf": csrf, "reason": "结束"})
+    assert r.status_code == 409  # no final report yet
+    r = client.post(f"/console/incidents/{inc['id']}/resolve", data={"csrf": csrf, "reason": "明火扑灭"})
+    assert r.status_code == 200 and "已标记处置完毕" in r.text
+    client.post(f"/console/incidents/{inc['id']}/reports", data={"csrf": csrf, "kind": "final", "text": "终报"})
+    r = client.post(f"/console/incidents/{inc['id']}/close", data={"csrf": csrf, "reason": "结束"})
+    assert r.status_code == 200 and "事件已关闭" in r.text
+    session.rollback()
+    assert session.get(Incident, inc["id"]).status == "closed"  # type: ignore[union-attr]
+
+
+def test_intake_form_validates_like_the_api(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff = staff_chain(session, clock)
+    csrf = console_sign_in(client, staff("district", "duty_officer").username or "")
+    form = client.get("/console/incidents/new").text
+    assert 'value="110106"' in form
+    base = {
+        "csrf": csrf,
+        "category": "gas",
+        "title": "燃气泄漏",
+        "unit_code": "110106001",
+        "occurred_at": "2026-04-18T11:50",
+        "deaths": "0",
+        "injuries": "abc",
+    }
+    r = client.post("/console/incidents/new", data={**base, "title": ""})
+    assert r.status_code == 422
+    assert 'data-field="title"' in r.text and 'data-field="casualties.injuries"' in r.text
+    assert session.exec(select(Incident)).all() == []
+    r = client.post("/console/incidents/new", data={**base, "injuries": "0", "unit_code": "110105001"})
+    assert r.status_code == 403  # 朝阳区: outside 丰台区
+    r = client.post("/console/incidents/new", data={**base, "injuries": "0", "unit_code": "999999"})
+    assert r.status_code == 404 and 'data-field="unit_code"' in r.text
+    r = client.post("/console/incidents/new", data={**base, "injuries": "0"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    session.rollback()
+    inc = session.exec(select(Incident)).one()
+    assert inc.occurred_at.isoformat() == "2026-04-18T03:50:00+00:00"
+    page = client.get(r.headers["location"]).text
+    assert "事件已登记" in page and "燃气泄漏" in page
+
+
+def test_simulator_inbox_page(client: TestClient, session: Session, clock: ManualClock) -> None:
+    staff = staff_chain(session, clock)
+    console_sign_in(client, staff("street", "duty_officer").username or "")
+    r = client.get("/console/simulator")
+    assert r.status_code == 200 and 'data-sim="/sim/messages"' in r.text
