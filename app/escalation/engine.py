@@ -285,10 +285,11 @@ def plan(rules: RulesDocument, severity: Severity, *, sensitive: bool) -> tuple[
     return rule.lead_tier, required, informed
 
 
-def apply_plan(ctx: Context, *, reason: str) -> list[IncidentTier]:
+def apply_plan(ctx: Context, *, reason: str, regraded: bool = False) -> list[IncidentTier]:
     """Create or update the tier rows for the incident's current level; newly required tiers start now.
 
-    A tier never stops being required once it was (a later, lower plan does not un-page anyone).
+    A tier never stops being required once it was (a later, lower plan does not un-page anyone). After a
+    rise (`regraded`), tiers still waiting on their duty officer get their leader at once if the new level says so.
     """
     inc = ctx.incident
     lead, required, informed = plan(ctx.rules, Severity(inc.severity), sensitive=inc.sensitive)
@@ -322,6 +323,17 @@ def apply_plan(ctx: Context, *, reason: str) -> list[IncidentTier]:
             if state.step < 0:
                 advance(ctx, state)
             started.append(state)
+        elif (
+            state.required
+            and state.acknowledged_at is None
+            and state.step == 0
+            and ctx.rule.leader_at_once
+            and regraded
+        ):
+            # Re-graded to a level whose leaders are paged at once: a tier still waiting on its duty officer
+            # gets its leader now rather than after the window.
+            page(ctx, state, role=LEADER, template="incident_page", voice=ctx.rule.voice_for_leaders,
+                 notice=f"regrade-{inc.severity}")  # fmt: skip
         elif tier in informed and not state.required and not state.informed:
             state.informed = True
             page(ctx, state, role=DUTY_OFFICER, template="incident_info", notice=f"info-{inc.severity}")

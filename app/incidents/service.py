@@ -247,7 +247,7 @@ def _regrade(ctx: engine.Context, *, figures_changed: bool, actor: str, reason: 
         data={"from": old, "to": new, "computed": inc.computed_severity},
     )
     if is_graver(new, old):
-        engine.apply_plan(ctx, reason=f"升级为{new}级")
+        engine.apply_plan(ctx, reason=f"升级为{new}级", regraded=True)
     events.publish(ctx.session, clock=ctx.clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
     return True
 

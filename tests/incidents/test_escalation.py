@@ -94,10 +94,14 @@ def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
     body = r.json()
     assert body["severity"] == "II" and body["lead_tier"] == "city" and body["status"] == "responding"
     assert next(t for t in body["tiers"] if t["tier"] == "city")["required"] is True
+    # The street and the district were waiting on their duty officers: level II pages their leaders at once.
+    leaders = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier != "city"][2:]
+    assert sorted(leaders) == [("district", "leader"), ("street", "leader")]
     city_pages = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier == "city"]
     # Level II: the city's duty officer and leader at once; the leader also by phone.
     assert sorted(city_pages) == [("city", "duty_officer"), ("city", "leader")]
-    assert [m.person_id for m in pages(session, inc["id"], "voice")] == [staff("city", "leader").id]
+    voice = sorted(m.person_id or 0 for m in pages(session, inc["id"], "voice"))
+    assert voice == sorted(staff(t, "leader").id or 0 for t in ("street", "district", "city"))
     assert any(e["kind"] == "regraded" for e in body["timeline"])
     # Lowering figures later never lowers the level automatically.
     r = client.post(
