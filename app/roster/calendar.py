@@ -23,6 +23,7 @@ from app.org.models import Person, Unit
 from app.roster import service as roster_service
 from app.roster.models import ROLE_LABELS, CalendarFeed, Override, Rotation, Shift
 from app.roster.schemas import CalendarLink
+from app.roster.timeline import person_segments
 
 PAST = timedelta(days=30)
 AHEAD = timedelta(days=90)
@@ -123,7 +124,7 @@ def feed(session: Session, *, clock: Clock, person_id: int, token: str) -> bytes
         for (unit_id, role), segments in lines.items():
             if unit_id != unit.id:
                 continue
-            for s in roster_service.person_segments(segments):
+            for s in person_segments(segments):
                 if s.person_id != person_id:
                     continue
                 event = Event()

@@ -20,7 +20,7 @@ from app.org.models import Person, Unit
 from app.roster import resolve as roster_resolve
 from app.roster import service as roster_service
 from app.roster.models import CheckIn
-from app.roster.timeline import Segment
+from app.roster.timeline import Segment, person_segments
 
 DUTY_OFFICER, LEADER = "duty_officer", "leader"
 # A check-in this long before the shift starts still counts for it.
@@ -96,7 +96,7 @@ def missed_check_ins(
     lines = roster_service.timelines(session, units=units, start=window_start, end=now, roles=[DUTY_OFFICER])
     late: list[tuple[Unit, Segment]] = []
     for unit in units:
-        for seg in roster_service.person_segments(lines[(unit.id or 0, DUTY_OFFICER)]):
+        for seg in person_segments(lines[(unit.id or 0, DUTY_OFFICER)]):
             # A segment starting at the window's edge began earlier: it was judged by an earlier run.
             if seg.person_id is not None and window_start < seg.start <= now - grace:
                 late.append((unit, seg))

@@ -24,7 +24,7 @@ from app.roster.schemas import (
     PersonBrief,
     ShiftLogEntry,
 )
-from app.roster.timeline import Segment
+from app.roster.timeline import Segment, person_segments
 
 # The outgoing person may still write the handover this long after their shift ended.
 HANDOVER_GRACE = timedelta(hours=2)
@@ -65,7 +65,7 @@ def _own_segments(
     for unit in units:
         assert unit.id is not None
         for role in roles:
-            for s in roster_service.person_segments(lines[(unit.id, role)]):
+            for s in person_segments(lines[(unit.id, role)]):
                 if s.person_id == person.id and s.start < end and s.end > start:
                     out.append((unit, role, s))
     return out

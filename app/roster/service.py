@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -37,8 +37,6 @@ from app.roster.resolve import (
     zone_of,
 )
 from app.roster.schemas import (
-    GapPublic,
-    OnCallEntry,
     OverrideCreate,
     OverridePublic,
     PersonBrief,
@@ -48,10 +46,7 @@ from app.roster.schemas import (
     ShiftPublic,
     SwapCreate,
 )
-from app.roster.timeline import Segment, wall_to_utc
-
-MAX_GAP_WINDOW = timedelta(days=92)
-
+from app.roster.timeline import wall_to_utc
 
 # --- people and scope -------------------------------------------------------------------------------------------
 
@@ -109,7 +104,7 @@ def may_read(actor: Principal, unit: Unit) -> None:
     raise Forbidden(f"unit {unit.code} ({unit.name}) is outside the scope of {actor.actor}")
 
 
-def _people(session: Session, ids: Iterable[int]) -> dict[int, Person]:
+def people_by_id(session: Session, ids: Iterable[int]) -> dict[int, Person]:
     wanted = set(ids)
     if not wanted:
         return {}
@@ -144,7 +139,7 @@ def rotation_public(rotation: Rotation, unit: Unit, people: dict[int, Person]) -
 
 def rotations_public(session: Session, rotations: Sequence[Rotation]) -> list[RotationPublic]:
     units = unit_service.codes_by_id(session, {r.unit_id for r in rotations})
-    people = _people(session, (i for r in rotations for i in r.participants))
+    people = people_by_id(session, (i for r in rotations for i in r.participants))
     return [rotation_public(r, units[r.unit_id], people) for r in rotations]
 
 
@@ -485,7 +480,7 @@ def cancel_override(session: Session, *, clock: Clock, actor: Principal, overrid
     rows = [override]
     if override.swap_group:
         rows = list(session.exec(select(Override).where(Override.swap_group == override.swap_group)))
-    people = _people(session, (r.person_id for r in rows))
+    people = people_by_id(session, (r.person_id for r in rows))
     before = {"overrides": [{"id": r.id, **_snapshot(r, unit, people[r.person_id])} for r in rows]}
     for r in rows:
         session.delete(r)
@@ -503,124 +498,19 @@ def cancel_override(session: Session, *, clock: Clock, actor: Principal, overrid
     return len(rows)
 
 
-# --- on duty now, the board, gaps --------------------------------------------------------------------------------
-
-
-def _entries(session: Session, units: Sequence[Unit], at: datetime) -> list[OnCallEntry]:
-    found = resolve_many_brief(session, units=units, at=at)
-    out = []
-    for u in units:
-        assert u.id is not None
-        out.append(
-            OnCallEntry(
-                tier=u.tier,
-                unit_code=u.code,
-                unit_name=u.name,
-                duty_officer=brief(found[(u.id, "duty_officer")]),
-                leader=brief(found[(u.id, "leader")]),
-            )
-        )
-    return out
-
-
-def oncall_chain(session: Session, *, actor: Principal, unit_code: str, at: datetime) -> list[OnCallEntry]:
-    """Who is on duty at `at` from this unit up to the city (the unit first)."""
-    unit = unit_service.get(session, unit_code, field="unit")
-    may_read(actor, unit)
-    chain = list(reversed(unit_service.chain(session, unit)))
-    return _entries(session, chain, at)
-
-
-def board(session: Session, *, actor: Principal, at: datetime) -> list[OnCallEntry]:
-    """Who is on duty at `at` for every unit the actor may see (the whole tree for city principals), tree order."""
-    authorize(actor, "rosters:read")
-    query = select(Unit)
-    if actor.unit_path is not None and "/" in actor.unit_path:
-        above = actor.unit_path.split("/")[:-1]
-        query = query.where(unit_service.in_subtree(actor.unit_path) | col(Unit.code).in_(above))
-    units = list(session.exec(query.order_by(col(Unit.path))))
-    return _entries(session, units, at)
-
-
-def gap_report(
-    session: Session, *, actor: Principal, unit_code: str, start: datetime, end: datetime
-) -> list[GapPublic]:
-    """Every interval in [start, end) where a unit of this subtree has nobody in a duty role."""
-    unit = unit_service.get(session, unit_code, field="unit")
-    may_read(actor, unit)
-    if end <= start:
-        raise Invalid.field("to", "must be after from")
-    if end - start > MAX_GAP_WINDOW:
-        raise Invalid.field("to", "the window may be at most 92 days")
-    units = list(session.exec(select(Unit).where(unit_service.in_subtree(unit.path)).order_by(col(Unit.path))))
-    return [
-        GapPublic(unit_code=g.unit.code, unit_name=g.unit.name, role=g.role, start=g.start, end=g.end)
-        for g in gaps(session, units=units, start=start, end=end)
-    ]
-
-
-def unit_timelines(
-    session: Session, *, actor: Principal, unit_code: str, start: datetime, end: datetime
-) -> tuple[Unit, dict[str, list[Segment]], dict[int, PersonBrief]]:
-    """One unit's duty over [start, end) per role (gaps are segments without a person), and the people named."""
-    unit = unit_service.get(session, unit_code, field="unit")
-    may_read(actor, unit)
-    if end <= start:
-        raise Invalid.field("to", "must be after from")
-    if end - start > MAX_GAP_WINDOW:
-        raise Invalid.field("to", "the window may be at most 92 days")
-    assert unit.id is not None
-    lines = timelines(session, units=[unit], start=start, end=end)
-    by_role = {role: person_segments(lines[(unit.id, role)]) for role in DUTY_ROLES}
-    ids = {s.person_id for segs in by_role.values() for s in segs if s.person_id is not None}
-    people = {i: b for i, p in _people(session, ids).items() if (b := brief(p)) is not None}
-    return unit, by_role, people
-
-
-def overrides_between(
-    session: Session, *, actor: Principal, unit_code: str, start: datetime, end: datetime
-) -> list[OverridePublic]:
-    """The overrides of one unit that overlap [start, end), oldest first."""
-    unit = unit_service.get(session, unit_code, field="unit")
-    may_read(actor, unit)
-    rows = session.exec(
-        select(Override)
-        .where(Override.unit_id == unit.id, col(Override.starts_at) < end, col(Override.ends_at) > start)
-        .order_by(col(Override.starts_at), col(Override.id))
-    ).all()
-    people = _people(session, {r.person_id for r in rows})
-    return [override_public(r, unit, people[r.person_id]) for r in rows]
-
-
-def person_segments(segments: Sequence[Segment]) -> list[Segment]:
-    """Segments with consecutive ones of the same person joined (an override inside one's own shift is one duty)."""
-    out: list[Segment] = []
-    for s in segments:
-        if out and out[-1].person_id == s.person_id and out[-1].end == s.start:
-            out[-1] = Segment(out[-1].start, s.end, s.person_id, out[-1].source)
-        else:
-            out.append(s)
-    return out
-
-
 __all__ = [
     "DUTY_ROLES",
     "Gap",
-    "board",
     "create_override",
     "create_rotation",
     "create_shift",
     "default_zone",
     "end_rotation",
-    "gap_report",
     "gaps",
-    "oncall_chain",
-    "overrides_between",
     "resolve",
     "resolve_many",
     "resolve_many_brief",
     "set_default_timezone",
     "swap",
     "timelines",
-    "unit_timelines",
 ]

@@ -157,3 +157,14 @@ def timeline(
         else:
             segments.append(Segment(a, b, person, source))
     return segments
+
+
+def person_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """Segments with consecutive ones of the same person joined (an override inside one's own shift is one duty)."""
+    out: list[Segment] = []
+    for s in segments:
+        if out and out[-1].person_id == s.person_id and out[-1].end == s.start:
+            out[-1] = Segment(out[-1].start, s.end, s.person_id, out[-1].source)
+        else:
+            out.append(s)
+    return out

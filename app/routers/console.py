@@ -21,6 +21,7 @@ from app.org import units as unit_service
 from app.org.models import Unit
 from app.roster import imports, practice
 from app.roster import service as roster_service
+from app.roster import views as roster_views
 from app.roster.models import DUTY_ROLES
 from app.roster.resolve import default_zone
 from app.roster.schemas import CheckInRequest, HandoverRequest, OverrideCreate
@@ -150,17 +151,17 @@ def _board_context(session: SessionDep, clock: ClockDep, viewer: Viewer, unit_co
     actor = viewer.principal
     at = clock.now()
     focus = unit_service.get(session, unit_code or viewer.unit.code, field="unit")
-    chain = roster_service.oncall_chain(session, actor=actor, unit_code=focus.code, at=at)
+    chain = roster_views.oncall_chain(session, actor=actor, unit_code=focus.code, at=at)
     child_codes = {u.code for u in unit_service.listing(session, tier=None, parent=focus) if u.parent_id == focus.id}
     below = (
-        [e for e in roster_service.board(session, actor=actor, at=at) if e.unit_code in child_codes]
+        [e for e in roster_views.board(session, actor=actor, at=at) if e.unit_code in child_codes]
         if child_codes
         else []
     )
     checked = practice.current_check_ins(session, actor=actor, unit_codes=[e.unit_code for e in chain + below], at=at)
     gaps = []
     if actor.covers(focus):
-        gaps = roster_service.gap_report(
+        gaps = roster_views.gap_report(
             session, actor=actor, unit_code=focus.code, start=at, end=at + timedelta(hours=24)
         )
     mine = [
@@ -277,7 +278,7 @@ def _rosters_context(
 ) -> dict[str, Any]:
     actor = viewer.principal
     first, start, end = _month_bounds(month, clock.now())
-    unit, by_role, people = roster_service.unit_timelines(
+    unit, by_role, people = roster_views.unit_timelines(
         session, actor=actor, unit_code=unit_code or viewer.unit.code, start=start, end=end
     )
     zone = default_zone()
@@ -302,7 +303,7 @@ def _rosters_context(
             ]
         days.append({"date": day, "cells": cells, "gap": any(c["person"] is None for v in cells.values() for c in v)})
         day += timedelta(days=1)
-    overrides = roster_service.overrides_between(session, actor=actor, unit_code=unit.code, start=start, end=end)
+    overrides = roster_views.overrides_between(session, actor=actor, unit_code=unit.code, start=start, end=end)
     scope_root = session.get(Unit, actor.unit_id) if actor.unit_id is not None else None
     choices = [viewer.unit, *unit_service.listing(session, tier=None, parent=scope_root)][:400]
     prev_month = (first - timedelta(days=1)).strftime("%Y-%m")

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.roster import service as roster_service
+from app.roster import views as roster_views
 from app.roster.schemas import Board, OnCallEntry
 from app.routers.deps import ClockDep, PrincipalDep, SessionDep
 from app.routers.times import parse_instant
@@ -26,10 +26,10 @@ def oncall(
     at: At = None,
 ) -> list[OnCallEntry]:
     when = parse_instant(at, field="at", default=clock.now())
-    return roster_service.oncall_chain(session, actor=principal, unit_code=unit, at=when)
+    return roster_views.oncall_chain(session, actor=principal, unit_code=unit, at=when)
 
 
 @router.get("/board", summary="Who is on duty at every unit you may see, in tree order")
 def oncall_board(session: SessionDep, clock: ClockDep, principal: PrincipalDep, at: At = None) -> Board:
     when = parse_instant(at, field="at", default=clock.now())
-    return Board(at=when, items=roster_service.board(session, actor=principal, at=when))
+    return Board(at=when, items=roster_views.board(session, actor=principal, at=when))

@@ -12,6 +12,7 @@ from app.errors import Invalid
 from app.org import units as unit_service
 from app.roster import calendar, imports
 from app.roster import service as roster_service
+from app.roster import views as roster_views
 from app.roster.schemas import (
     CalendarLink,
     GapReport,
@@ -178,7 +179,7 @@ def roster_gaps(
 ) -> GapReport:
     start = parse_instant(from_, field="from", default=clock.now())
     end = parse_instant(to, field="to", default=start + timedelta(days=7))
-    items = roster_service.gap_report(session, actor=principal, unit_code=unit, start=start, end=end)
+    items = roster_views.gap_report(session, actor=principal, unit_code=unit, start=start, end=end)
     return GapReport(start=start, end=end, items=items)
 
 
