@@ -42,6 +42,7 @@ from app.routers import (
     units,
     webhooks,
 )
+from app.schemas import ErrorBody
 from app.web import pages as console_pages
 
 log = logging.getLogger("dutyline")
@@ -53,6 +54,22 @@ Sign in with `POST /api/v1/auth/token` (OAuth2 password form) and send `Authoriz
 agency systems send `X-API-Key`. Every 4xx answer has the same JSON shape:
 `{"code", "message", "detail", "errors": [{"field", "message"}]}`.
 """
+
+
+# Every operation may answer these, always in the one error shape (documented so clients and fuzzers know).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        401: "not signed in, or a bad token or API key",
+        403: "outside your permissions or your unit's subtree",
+        404: "no such object (or not in your scope)",
+        409: "conflicts with the current state",
+        413: "request body too large",
+        422: "invalid input; `errors` names each field",
+        429: "too many attempts",
+        503: "the database is unavailable; retry",
+    }.items()
+}
 
 
 def error_response(
@@ -146,7 +163,9 @@ def create_app(
             if own_engine:
                 app.state.engine.dispose()
 
-    app = FastAPI(title="dutyline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="dutyline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, responses=ERROR_RESPONSES
+    )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)

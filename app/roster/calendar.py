@@ -109,7 +109,7 @@ def feed(session: Session, *, clock: Clock, person_id: int, token: str) -> bytes
     person = session.get(Person, person_id)
     expected = token_for(session, clock=clock, person_id=person_id)
     # A wrong token looks like an unknown person: feed URLs are not to be probed.
-    if person is None or not hmac.compare_digest(expected, token):
+    if person is None or not hmac.compare_digest(expected.encode(), token.encode()):
         raise NotFound(f"no calendar for person {person_id}")
     now = clock.now()
     start, end = now - PAST, now + AHEAD

@@ -26,7 +26,7 @@ from app.roster.models import DUTY_ROLES
 from app.roster.resolve import default_zone
 from app.roster.schemas import CheckInRequest, HandoverRequest, OverrideCreate
 from app.roster.timeline import wall_to_utc
-from app.routers.deps import ClockDep, SessionDep, SettingsDep
+from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
 from app.web import session as web_session
 from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
 
@@ -416,7 +416,7 @@ def add_override(
 @router.post("/console/overrides/{override_id}/cancel")
 def cancel_override(
     _: CsrfDep,
-    override_id: int,
+    override_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,

@@ -25,7 +25,7 @@ from app.incidents.schemas import IncidentCreate, IncidentPublic, Reason, Report
 from app.notify import outbox
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
-from app.routers.deps import ClockDep, SessionDep, SettingsDep
+from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
 from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
 
 router = APIRouter(include_in_schema=False)
@@ -240,7 +240,7 @@ def _local_instant(value: str) -> datetime | str:
 # --- one incident --------------------------------------------------------------------------------------------------
 
 
-def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incident_id: int) -> dict[str, Any]:
+def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incident_id: Id) -> dict[str, Any]:
     inc = incident_service.get(session, actor=viewer.principal, incident_id=incident_id)
     assert inc.id is not None
     return {
@@ -255,7 +255,7 @@ def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incide
 
 @router.get("/console/incidents/{incident_id}")
 def incident_page(
-    incident_id: int, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+    incident_id: Id, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
 ) -> HTMLResponse:
     ctx = _detail_context(session, clock, viewer, incident_id)
     return render(request, "incident.html", {**ctx, "form": {}}, viewer=viewer)
@@ -263,7 +263,7 @@ def incident_page(
 
 @router.get("/console/incidents/{incident_id}/live")
 def incident_fragment(
-    incident_id: int, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+    incident_id: Id, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
 ) -> HTMLResponse:
     ctx = _detail_context(session, clock, viewer, incident_id)
     return render(request, "_incident_state.html", ctx, viewer=viewer)
@@ -274,7 +274,7 @@ def _incident_refusal(
     session: SessionDep,
     clock: ClockDep,
     viewer: Viewer,
-    incident_id: int,
+    incident_id: Id,
     exc: DomainError | ValidationError,
     *,
     form: str,
@@ -291,7 +291,7 @@ def _incident_refusal(
     return render(request, "incident.html", ctx, viewer=viewer, status_code=status_of(exc))
 
 
-def _back(value: str, incident_id: int) -> str:
+def _back(value: str, incident_id: Id) -> str:
     if value == "list":
         return "/console/incidents"
     return f"/console/incidents/{incident_id}"
@@ -300,7 +300,7 @@ def _back(value: str, incident_id: int) -> str:
 @router.post("/console/incidents/{incident_id}/ack")
 def acknowledge(
     _: CsrfDep,
-    incident_id: int,
+    incident_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,
@@ -317,7 +317,7 @@ def acknowledge(
 @router.post("/console/incidents/{incident_id}/reports")
 def add_report(
     _: CsrfDep,
-    incident_id: int,
+    incident_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,
@@ -354,7 +354,7 @@ def _lifecycle_post(
     session: SessionDep,
     clock: ClockDep,
     viewer: Viewer,
-    incident_id: int,
+    incident_id: Id,
     reason: str,
 ) -> Response:
     try:
@@ -369,7 +369,7 @@ def _lifecycle_post(
 @router.post("/console/incidents/{incident_id}/escalate")
 def escalate(
     _: CsrfDep,
-    incident_id: int,
+    incident_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,
@@ -382,7 +382,7 @@ def escalate(
 @router.post("/console/incidents/{incident_id}/resolve")
 def resolve(
     _: CsrfDep,
-    incident_id: int,
+    incident_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,
@@ -395,7 +395,7 @@ def resolve(
 @router.post("/console/incidents/{incident_id}/close")
 def close(
     _: CsrfDep,
-    incident_id: int,
+    incident_id: Id,
     request: Request,
     session: SessionDep,
     clock: ClockDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -76,3 +76,6 @@ class Paging:
 
 
 PagingDep = Annotated[Paging, Depends()]
+
+# Row ids in paths: bounded, so an absurd number is a 422 and never reaches the database driver.
+Id = Annotated[int, Path(ge=1, le=2_147_483_647)]

@@ -21,7 +21,7 @@ from app.incidents.schemas import (
 )
 from app.notify import outbox
 from app.org import units as unit_service
-from app.routers.deps import ClockDep, PagingDep, PrincipalDep, SessionDep
+from app.routers.deps import ClockDep, Id, PagingDep, PrincipalDep, SessionDep
 from app.schemas import Page
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -67,7 +67,7 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", summary="One incident with its tiers, timeline and reports")
-def get_incident(incident_id: int, session: SessionDep, principal: PrincipalDep) -> IncidentDetail:
+def get_incident(incident_id: Id, session: SessionDep, principal: PrincipalDep) -> IncidentDetail:
     return views.detail(session, incident_service.get(session, actor=principal, incident_id=incident_id))
 
 
@@ -77,22 +77,20 @@ def get_incident(incident_id: int, session: SessionDep, principal: PrincipalDep)
     summary="File the first report (首报), a follow-up (续报) or the final report (终报)",
 )
 def add_report(
-    incident_id: int, data: ReportCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    incident_id: Id, data: ReportCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentDetail:
     inc, _ = incident_service.add_report(session, clock=clock, actor=principal, incident_id=incident_id, data=data)
     return views.detail(session, inc)
 
 
 @router.post("/{incident_id}/ack", summary="Acknowledge (签收) for your tier")
-def acknowledge(incident_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> IncidentPublic:
+def acknowledge(incident_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> IncidentPublic:
     lifecycle.acknowledge(session, clock=clock, actor=principal, incident_id=incident_id, via="console")
     return views.public(session, incident_service.get(session, actor=principal, incident_id=incident_id))
 
 
 @router.post("/{incident_id}/escalate", summary="Escalate by hand to the tier above yours, with a reason")
-def escalate(
-    incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
-) -> TierState:
+def escalate(incident_id: Id, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> TierState:
     state = lifecycle.escalate(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     inc = incident_service.get(session, actor=principal, incident_id=incident_id)
     return next(t for t in views.public(session, inc).tiers if t.tier == state.tier)
@@ -100,7 +98,7 @@ def escalate(
 
 @router.post("/{incident_id}/severity", summary="Set the level by hand (leaders, admins), with a reason")
 def set_severity(
-    incident_id: int, data: SeverityChange, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    incident_id: Id, data: SeverityChange, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
     inc = lifecycle.set_severity(
         session, clock=clock, actor=principal, incident_id=incident_id, severity=data.severity, reason=data.reason
@@ -110,7 +108,7 @@ def set_severity(
 
 @router.post("/{incident_id}/resolve", summary="Mark resolved: every escalation timer stops")
 def resolve(
-    incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    incident_id: Id, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
     inc = lifecycle.resolve(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
@@ -118,14 +116,14 @@ def resolve(
 
 @router.post("/{incident_id}/close", summary="Close (needs the final report)")
 def close(
-    incident_id: int, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    incident_id: Id, data: Reason, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
     inc = lifecycle.close(session, clock=clock, actor=principal, incident_id=incident_id, reason=data.reason)
     return views.public(session, inc)
 
 
 @router.get("/{incident_id}/notifications", summary="Every message about this incident, with delivery status")
-def notifications(incident_id: int, session: SessionDep, principal: PrincipalDep) -> Page[NotificationPublic]:
+def notifications(incident_id: Id, session: SessionDep, principal: PrincipalDep) -> Page[NotificationPublic]:
     inc = incident_service.get(session, actor=principal, incident_id=incident_id)
     assert inc.id is not None
     rows = outbox.for_incident(session, inc.id)

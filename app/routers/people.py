@@ -8,7 +8,7 @@ from app.org import people as people_service
 from app.org import units as unit_service
 from app.org.models import Role
 from app.org.schemas import PersonCreate, PersonPublic, PersonUpdate
-from app.routers.deps import ClockDep, PagingDep, PrincipalDep, SessionDep
+from app.routers.deps import ClockDep, Id, PagingDep, PrincipalDep, SessionDep
 from app.schemas import Page
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
@@ -40,14 +40,14 @@ def list_people(
 
 
 @router.get("/{person_id}", summary="One person")
-def get_person(person_id: int, session: SessionDep, principal: PrincipalDep) -> PersonPublic:
+def get_person(person_id: Id, session: SessionDep, principal: PrincipalDep) -> PersonPublic:
     person, unit = people_service.get(session, actor=principal, person_id=person_id)
     return people_service.public(person, unit)
 
 
 @router.patch("/{person_id}", summary="Change a person; `active: false` deactivates (people are never deleted)")
 def update_person(
-    person_id: int, data: PersonUpdate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    person_id: Id, data: PersonUpdate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> PersonPublic:
     person, unit = people_service.update(session, clock=clock, actor=principal, person_id=person_id, data=data)
     return people_service.public(person, unit)

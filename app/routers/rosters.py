@@ -25,7 +25,7 @@ from app.roster.schemas import (
     SwapCreate,
     SwapPublic,
 )
-from app.routers.deps import ClockDep, PrincipalDep, SessionDep, SettingsDep
+from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep, SettingsDep
 from app.routers.times import parse_instant
 
 router = APIRouter(tags=["rosters"])
@@ -60,7 +60,7 @@ def list_rotations(
 
 @router.patch("/api/v1/rotations/{rotation_id}", summary="End a rotation at a given instant")
 def end_rotation_at(
-    rotation_id: int, data: RotationEnd, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    rotation_id: Id, data: RotationEnd, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> RotationPublic:
     rotation = roster_service.end_rotation(
         session, clock=clock, actor=principal, rotation_id=rotation_id, ends_at=data.ends_at
@@ -69,7 +69,7 @@ def end_rotation_at(
 
 
 @router.delete("/api/v1/rotations/{rotation_id}", summary="End a rotation now (it is kept for the record)")
-def end_rotation_now(rotation_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> RotationPublic:
+def end_rotation_now(rotation_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> RotationPublic:
     rotation = roster_service.end_rotation(session, clock=clock, actor=principal, rotation_id=rotation_id, ends_at=None)
     return roster_service.rotations_public(session, [rotation])[0]
 
@@ -101,7 +101,7 @@ def swap(data: SwapCreate, session: SessionDep, clock: ClockDep, principal: Prin
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Cancel an override (both halves of a swap)",
 )
-def cancel_override(override_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> Response:
+def cancel_override(override_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> Response:
     roster_service.cancel_override(session, clock=clock, actor=principal, override_id=override_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -185,14 +185,14 @@ def roster_gaps(
 
 @router.get("/api/v1/people/{person_id}/calendar-url", summary="The person's calendar feed URL (self or roster admin)")
 def calendar_url(
-    person_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
+    person_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
 ) -> CalendarLink:
     return calendar.link(session, clock=clock, actor=principal, person_id=person_id, base_url=settings.public_base_url)
 
 
 @router.post("/api/v1/people/{person_id}/calendar-url/rotate", summary="A new feed URL; the old one stops working")
 def rotate_calendar_url(
-    person_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
+    person_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
 ) -> CalendarLink:
     return calendar.rotate(
         session, clock=clock, actor=principal, person_id=person_id, base_url=settings.public_base_url
@@ -206,7 +206,7 @@ def rotate_calendar_url(
     responses={200: {"content": {"text/calendar": {}}}},
 )
 def calendar_feed(
-    person_id: int,
+    person_id: Id,
     session: SessionDep,
     clock: ClockDep,
     token: Annotated[str, Query(min_length=8, max_length=128)],

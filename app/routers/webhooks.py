@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from app.notify import webhooks as webhook_service
 from app.notify.webhooks import DeliveryPublic, SubscriptionCreate, SubscriptionCreated, SubscriptionPublic
-from app.routers.deps import ClockDep, PrincipalDep, SessionDep
+from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep
 from app.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -28,13 +28,13 @@ def list_subscriptions(session: SessionDep, principal: PrincipalDep) -> Page[Sub
 
 
 @router.delete("/webhook-subscriptions/{subscription_id}", status_code=204, summary="Stop a subscription")
-def delete_subscription(subscription_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> None:
+def delete_subscription(subscription_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> None:
     webhook_service.delete(session, clock=clock, actor=principal, subscription_id=subscription_id)
 
 
 @router.get("/webhook-subscriptions/{subscription_id}/deliveries", summary="A subscription's newest deliveries")
 def list_deliveries(
-    subscription_id: int,
+    subscription_id: Id,
     session: SessionDep,
     principal: PrincipalDep,
     limit: int = Query(50, ge=1, le=500),
@@ -47,5 +47,5 @@ def list_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a finished (e.g. dead-lettered) delivery again, same event id",
 )
-def replay_delivery(delivery_id: int, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> DeliveryPublic:
+def replay_delivery(delivery_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> DeliveryPublic:
     return webhook_service.replay(session, clock=clock, actor=principal, delivery_id=delivery_id)
