@@ -60,6 +60,7 @@ agency systems send `X-API-Key`. Every 4xx answer has the same JSON shape:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
+        400: "the body could not be read (not UTF-8, or not JSON)",
         401: "not signed in, or a bad token or API key",
         403: "outside your permissions or your unit's subtree",
         404: "no such object (or not in your scope)",

@@ -69,7 +69,7 @@ class RotationPublic(BaseModel):
     name: str
     participants: list[PersonBrief]
     start_date: date
-    handoff_time: time
+    handoff_time: str = Field(description="wall-clock time of the handoff in the unit's zone", examples=["08:30"])
     shift_minutes: int
     cycle_minutes: int
     timezone: str

@@ -127,7 +127,7 @@ def rotation_public(rotation: Rotation, unit: Unit, people: dict[int, Person]) -
         name=rotation.name,
         participants=[b for b in (brief(people.get(i)) for i in rotation.participants) if b is not None],
         start_date=rotation.start_date,
-        handoff_time=rotation.handoff_time,
+        handoff_time=rotation.handoff_time.strftime("%H:%M"),
         shift_minutes=rotation.shift_minutes,
         cycle_minutes=rotation.cycle_minutes,
         timezone=zone_of(unit).key,

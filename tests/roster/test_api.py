@@ -38,7 +38,7 @@ def test_rotation_then_oncall_chain_and_board(client: TestClient, session: Sessi
         headers=headers,
     )
     assert r.status_code == 201, r.text
-    assert r.json()["handoff_time"] == "08:30:00" and r.json()["timezone"] == "Asia/Shanghai"
+    assert r.json()["handoff_time"] == "08:30" and r.json()["timezone"] == "Asia/Shanghai"
     assert [p["id"] for p in r.json()["participants"]] == [a.id, b.id]
     r = client.post(
         "/api/v1/rotations",
