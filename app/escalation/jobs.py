@@ -8,9 +8,10 @@ directly and several replicas can run it at once without doing any step twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from app import audit
 from app.auth.principal import Principal
@@ -35,6 +36,8 @@ class TickResult:
     # How late each step fired (seconds past its next_step_at), for the lateness metric.
     lateness: list[float] = field(default_factory=list)
     more: bool = False
+    # When the earliest timer still waiting falls due (None: nothing is waiting), so the caller can wake then.
+    next_due: datetime | None = None
 
 
 def _claim(session: Session, query, limit: int):  # type: ignore[no-untyped-def]
@@ -70,7 +73,7 @@ def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> Tic
             # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
             # could deadlock two ticks, so this step waits for the next tick instead.
             continue
-        result.lateness.append((now - state.next_step_at).total_seconds())
+        result.lateness.append((clock.now() - state.next_step_at).total_seconds())  # when it is taken
         engine.advance(ctx, state)
         session.add(state)
         result.steps += 1
@@ -182,6 +185,13 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
     return len(missed)
 
 
+def next_due(session: Session) -> datetime | None:
+    """The earliest escalation timer of a tier nobody has acknowledged yet."""
+    return session.exec(
+        select(func.min(IncidentTier.next_step_at)).where(col(IncidentTier.acknowledged_at).is_(None))
+    ).one()
+
+
 def tick(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
     """One pass of every timer kind, in the caller's transaction."""
     result = escalation_steps(session, clock=clock, limit=limit)
@@ -197,6 +207,8 @@ def run_tick(engine_: Engine, *, clock: Clock, limit: int = 200) -> TickResult:
     while True:
         with transaction(engine_) as session:
             r = tick(session, clock=clock, limit=limit)
+            if not r.more:
+                total.next_due = next_due(session)
         total.steps += r.steps
         total.overdue_reports += r.overdue_reports
         total.missed_heartbeats += r.missed_heartbeats

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.clock import ManualClock
+from app.scheduling import Ticker
 from tests.incidents.helpers import fire, key_for, paged, pages, signed_in_as, staff_chain, tick
 
 
@@ -236,3 +237,21 @@ def test_two_ticks_at_once_take_each_step_exactly_once(
         assert sorted(who[2:]) == sorted(
             [("street", "leader"), ("street", "duty_officer"), ("district", "leader"), ("district", "duty_officer")]
         )
+
+
+def test_the_ticker_asks_to_wake_when_the_next_step_falls_due(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    ticker = Ticker(engine, clock, interval=1.0)
+    assert ticker.run() is None  # nothing is waiting
+    assert client.post("/api/v1/incidents", json=fire(), headers=key).status_code == 201
+    assert ticker.run() is None  # the first step is a whole window (300 s) away: the interval will do
+    clock.advance(seconds=299.6)
+    wait = ticker.run()
+    assert wait is not None and abs(wait - 0.4) < 1e-6  # wake exactly when the step falls due
+    clock.advance(seconds=0.4)
+    assert tick(engine, clock).steps == 2
+    clock.advance(seconds=299.99)
+    assert ticker.run() == Ticker.MIN_GAP  # never sooner than the minimum gap
