@@ -132,20 +132,23 @@ def page(
     sent = []
     for channel, channel_template in channels.items():
         key = f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}"
-        row = outbox.enqueue(
-            ctx.session,
-            clock=ctx.clock,
-            channel=channel,
-            to=person.phone,
-            template=channel_template,
-            params=params,
-            dedup_key=key,
-            person_id=person.id,
-            incident_id=inc.id,
-            incident_code=inc.code,
-            tier=state.tier,
-            step=state.step,
-        )
+        # The incident row is written; pending tier rows need not be flushed for this INSERT (they are
+        # written once, whole, at the end of the unit of work).
+        with ctx.session.no_autoflush:
+            row = outbox.enqueue(
+                ctx.session,
+                clock=ctx.clock,
+                channel=channel,
+                to=person.phone,
+                template=channel_template,
+                params=params,
+                dedup_key=key,
+                person_id=person.id,
+                incident_id=inc.id,
+                incident_code=inc.code,
+                tier=state.tier,
+                step=state.step,
+            )
         if row is not None:
             sent.append(channel)
     if sent:
@@ -285,23 +288,30 @@ def plan(rules: RulesDocument, severity: Severity, *, sensitive: bool) -> tuple[
     return rule.lead_tier, required, informed
 
 
-def apply_plan(ctx: Context, *, reason: str, regraded: bool = False) -> list[IncidentTier]:
+def lead_tier(ctx: Context) -> Tier:
+    """The tier that leads the response at the incident's current level, on this incident's chain."""
+    lead = plan(ctx.rules, Severity(ctx.incident.severity), sensitive=ctx.incident.sensitive)[0]
+    if lead not in ctx.units:  # an incident placed at a district has no street tier
+        lead = Tier.district if Tier.district in ctx.units else Tier.city
+    return lead
+
+
+def apply_plan(ctx: Context, *, reason: str, regraded: bool = False, new: bool = False) -> list[IncidentTier]:
     """Create or update the tier rows for the incident's current level; newly required tiers start now.
 
     A tier never stops being required once it was (a later, lower plan does not un-page anyone). After a
     rise (`regraded`), tiers still waiting on their duty officer get their leader at once if the new level says so.
+    For a `new` incident there are no rows yet: they are written once, with their first step already taken.
     """
     inc = ctx.incident
-    lead, required, informed = plan(ctx.rules, Severity(inc.severity), sensitive=inc.sensitive)
-    if lead not in ctx.units:  # an incident placed at a district has no street tier
-        lead = Tier.district if Tier.district in ctx.units else Tier.city
-    inc.lead_tier = lead
-    existing = {
-        s.tier: s
-        for s in ctx.session.exec(
-            select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()
-        ).all()
-    }
+    _, required, informed = plan(ctx.rules, Severity(inc.severity), sensitive=inc.sensitive)
+    inc.lead_tier = lead_tier(ctx)
+    existing: dict[str, IncidentTier] = {}
+    if new:
+        ctx.on_duty(inc.lead_tier, DUTY_OFFICER)  # the chain's posts, before any row is pending
+    else:
+        query = select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()
+        existing = {s.tier: s for s in ctx.session.exec(query).all()}
     # Every tier of the chain gets its row first, so an escalation from a vacant lower tier finds its target.
     for tier in TIER_ORDER:
         unit = ctx.units.get(tier)
@@ -309,7 +319,8 @@ def apply_plan(ctx: Context, *, reason: str, regraded: bool = False) -> list[Inc
             assert inc.id is not None and unit.id is not None
             existing[tier] = IncidentTier(incident_id=inc.id, tier=tier, unit_id=unit.id)
             ctx.session.add(existing[tier])
-    ctx.session.flush()
+    if not new:
+        ctx.session.flush()
     started: list[IncidentTier] = []
     for tier in TIER_ORDER:
         state = existing.get(tier)

@@ -115,6 +115,9 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         report_due_at=now + timedelta(seconds=rules.level(severity).first_report_due_seconds),
     )
     _set_figures(inc, data.casualties, data.economic_loss_cny)
+    # The context before the row is written, so that the row goes in whole (lead tier included).
+    ctx = engine.load_context(session, clock=clock, incident=inc, rules=rules)
+    inc.lead_tier = engine.lead_tier(ctx)
     for _ in range(8):
         try:
             with session.begin_nested():
@@ -133,7 +136,6 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
             inc.code = codes.new_code()  # the short code collided
     else:
         raise Conflict("could not allocate an incident code; retry")
-    ctx = context(session, clock, inc)
     engine.note(
         session,
         inc,
@@ -149,9 +151,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
             "figures": _figures(inc),
         },
     )
-    engine.apply_plan(ctx, reason="新报事件")
-    inc.updated_at = now
-    session.add(inc)
+    engine.apply_plan(ctx, reason="新报事件", new=True)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.created")
     audit.record(

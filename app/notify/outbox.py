@@ -70,8 +70,9 @@ def enqueue(
     body: str | None = None,
     subscription_id: int | None = None,
     event_id: str | None = None,
-) -> OutboxMessage | None:
-    """Queue a message in the caller's transaction; None (and nothing written) when the dedup key exists."""
+) -> int | None:
+    """Queue a message in the caller's transaction: the new row's id, or None (and nothing written) when the
+    dedup key exists."""
     if channel not in Channel.__members__:
         raise Invalid.field("channel", f"must be one of {', '.join(Channel)}")
     if not to:
@@ -110,7 +111,7 @@ def enqueue(
     if new_id is None:
         return None
     session.info[_WAKE_FLAG] = True
-    return session.get(OutboxMessage, new_id)
+    return int(new_id)
 
 
 def get(session: Session, message_id: int) -> OutboxMessage | None:

@@ -38,5 +38,5 @@ def enqueue_page(
             tier="street",
             step=step,
         )
-        assert row is not None and row.id is not None
-        return row.id
+        assert row is not None
+        return row

@@ -61,8 +61,8 @@ def _enqueue(engine: Engine, clock: ManualClock, n: int = 1, channel: str = "sms
                 params={},
                 dedup_key=f"{channel}:{i}",
             )
-            assert row is not None and row.id is not None
-            ids.append(row.id)
+            assert row is not None
+            ids.append(row)
     return ids
 
 
