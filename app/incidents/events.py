@@ -65,7 +65,7 @@ def publish(session: Session, *, clock: Clock, inc: Incident, rules: RulesDocume
         category=inc.category,
         severity=inc.severity,
         unit_path=inc.unit_path,
-        agency_codes=routed_agencies(session, rules, inc),
+        agency_codes=lambda: routed_agencies(session, rules, inc),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets as secrets_module
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -311,28 +311,32 @@ def publish(
     category: str,
     severity: str,
     unit_path: str,
-    agency_codes: Sequence[str] = (),
+    agency_codes: Sequence[str] | Callable[[], Sequence[str]] = (),
     event_id: str | None = None,
 ) -> int:
     """Fan an event out to every matching subscription as outbox rows in the caller's transaction.
 
     Subscriptions of the agencies in `agency_codes` (the rules' "agencies by category") receive it whatever
-    their category, severity and unit filters, as long as they take this event type. Returns the row count.
+    their category, severity and unit filters, as long as they take this event type (a callable is asked only
+    when there is any subscription). Returns the row count.
     """
     if event_type not in EVENT_TYPES:
         raise Invalid.field("event_type", f"must be one of {', '.join(EVENT_TYPES)}")
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
     now = clock.now()
-    forced: set[int] = set()
-    if agency_codes:
-        query = select(Agency.id).where(col(Agency.code).in_(list(agency_codes)))
-        forced = {a for a in session.exec(query).all() if a is not None}
-    body = envelope(event_id=event_id, event_type=event_type, created_at=now, incident=incident)
     subs = session.exec(
         select(WebhookSubscription)
         .where(col(WebhookSubscription.active).is_(True))
         .order_by(col(WebhookSubscription.id))
     ).all()
+    if not subs:
+        return 0
+    codes = agency_codes() if callable(agency_codes) else agency_codes
+    forced: set[int] = set()
+    if codes:
+        query = select(Agency.id).where(col(Agency.code).in_(list(codes)))
+        forced = {a for a in session.exec(query).all() if a is not None}
+    body = envelope(event_id=event_id, event_type=event_type, created_at=now, incident=incident)
     count = 0
     for sub in subs:
         wanted = (sub.agency_id in forced and event_type in sub.event_types) or matches(
