@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -46,20 +49,40 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine with up to 2 × `pool_size` connections (see `max_requests_in_flight`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        pool: dict[str, Any] = {}
+        if parsed.database and parsed.database != ":memory:":
+            pool = {"pool_size": pool_size, "max_overflow": pool_size}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         _sqlite_single_writer(engine)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+_WRITER = "dutyline.sqlite_writer"
+WRITER_WAIT_SECONDS = 30.0
+
+
+def max_requests_in_flight(pool_size: int) -> int:
+    """How many requests one process handles at once: fewer than the pool's connections, so that the
+    dispatcher and the scheduler always find one (see app.middleware.InFlightLimit)."""
+    return max(1, 2 * pool_size - 4)
 
 
 def _sqlite_single_writer(engine: Engine) -> None:
     # SQLite has one writer at a time. A deferred transaction that reads and then writes can fail at
     # once with "database is locked" when two race; BEGIN IMMEDIATE makes the second one wait instead.
     # Read-only work opts out (see `reader`), so readers never queue behind writers.
+    #
+    # Writers of this process also queue on a lock of their own before BEGIN IMMEDIATE. SQLite's busy handler
+    # polls with sleeps of up to 100 ms, so a dozen threads waiting on it leave the database idle most of the
+    # time and a burst of requests collapses into timeouts; a lock hands the database to the next writer at once.
+    writers = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
@@ -72,7 +95,37 @@ def _sqlite_single_writer(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            if not writers.acquire(timeout=WRITER_WAIT_SECONDS):
+                raise OperationalError(
+                    "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked (writers queued too long)")
+                )
+            conn.info[_WRITER] = writers
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            _release(conn.info)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Any) -> None:
+        _release(conn.info)
+
+    # However a connection ends up (invalidated, closed mid-transaction), it never keeps the queue blocked.
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        _release(record.info)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_conn: Any, record: Any, _exc: Any) -> None:
+        _release(record.info)
+
+
+def _release(info: dict[str, Any]) -> None:
+    lock = info.pop(_WRITER, None)
+    if lock is not None:
+        lock.release()
 
 
 def reader(engine: Engine) -> Engine:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,10 +20,10 @@ from app import metrics, notify_app, scheduling
 from app.auth import tokens
 from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
-from app.db import make_engine, transaction
+from app.db import make_engine, max_requests_in_flight, transaction
 from app.errors import DomainError, TooManyRequests
 from app.incidents import acks as incident_acks
-from app.middleware import AccessLog, BodyLimit
+from app.middleware import AccessLog, BodyLimit, InFlightLimit
 from app.roster import service as roster_service
 from app.routers import (
     agencies,
@@ -141,10 +142,14 @@ def create_app(
 ) -> FastAPI:
     """The application. Tests pass their own engine and clock; otherwise both come from settings."""
     settings = settings or get_settings()
+    in_flight = max_requests_in_flight(settings.db_pool_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own_engine = engine is None
+        # Worker threads to spare beyond the requests in flight (see InFlightLimit).
+        threads = anyio.to_thread.current_default_thread_limiter()
+        threads.total_tokens = max(threads.total_tokens, in_flight + 8)
         app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
         with transaction(app.state.engine) as session:
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
@@ -178,5 +183,6 @@ def create_app(
     notify_app.install(app, settings)
     app.state.acknowledger = incident_acks.acknowledge_page
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimit, limit=in_flight, exempt=("/healthz", "/sim/"))
     app.add_middleware(AccessLog)
     return app

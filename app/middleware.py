@@ -1,7 +1,8 @@
-"""ASGI middleware: the request body limit and the access log."""
+"""ASGI middleware: the cap on requests in flight, the request body limit and the access log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,6 +26,33 @@ def _error(status: int, code: str, message: str) -> tuple[dict[str, Any], bytes]
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
     }
     return start, body
+
+
+class InFlightLimit:
+    """At most `limit` requests are handled at once; the others wait their turn on the event loop.
+
+    A request holds its database connection (and on SQLite the write lock) from its first query, in one
+    worker thread, until its commit, in another; between the two it needs a free worker thread again. Were
+    more requests let in than the pool has connections, the threads could all be taken by requests waiting
+    for a connection while the requests holding the connections wait for a thread: nothing moves until the
+    pool's timeout. Keeping `limit` below the pool's size and the thread count keeps every request moving.
+    Paths in `exempt` (health checks, the built-in Twilio simulator) never touch the database and skip the queue.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)  # made on the serving loop
+        async with self._slots:
+            await self.app(scope, receive, send)
 
 
 class BodyLimit:
