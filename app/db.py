@@ -107,6 +107,8 @@ def _sqlite_single_writer(engine: Engine) -> None:
             _release(conn.info)
             raise
 
+    # These fire just before the COMMIT or ROLLBACK itself: the next writer's BEGIN IMMEDIATE may wait those
+    # few milliseconds in SQLite's busy handler, the only one doing so.
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _on_end(conn: Any) -> None:

@@ -43,15 +43,17 @@ class InFlightLimit:
         self.app = app
         self.limit = limit
         self.exempt = exempt
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.limit)  # made on the serving loop
-        async with self._slots:
+        loop = asyncio.get_running_loop()  # a semaphore belongs to one loop (tests may serve on several)
+        slots = self._slots.get(loop)
+        if slots is None:
+            self._slots = {loop: (slots := asyncio.Semaphore(self.limit))}
+        async with slots:
             await self.app(scope, receive, send)
 
 

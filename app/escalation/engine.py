@@ -89,12 +89,14 @@ class Context:
             **extra,
         }
 
-    def on_duty(self, tier: str, role: str) -> Person | None:
-        """Who holds the post now; the whole chain is resolved once per unit of work (four queries)."""
+    def posts(self) -> dict[tuple[int, str], Person | None]:
+        """Who holds each post of the chain now, by (unit id, role): resolved once per unit of work."""
         if self._on_duty is None:
             self._on_duty = roster_service.resolve_many(self.session, units=list(self.units.values()), at=self.now)
-        unit = self.units[tier]
-        return self._on_duty.get((unit.id or 0, role))
+        return self._on_duty
+
+    def on_duty(self, tier: str, role: str) -> Person | None:
+        return self.posts().get((self.units[tier].id or 0, role))
 
 
 def page(
@@ -308,7 +310,7 @@ def apply_plan(ctx: Context, *, reason: str, regraded: bool = False, new: bool =
     inc.lead_tier = lead_tier(ctx)
     existing: dict[str, IncidentTier] = {}
     if new:
-        ctx.on_duty(inc.lead_tier, DUTY_OFFICER)  # the chain's posts, before any row is pending
+        ctx.posts()  # read before any row is pending, so that nothing is flushed half-made
     else:
         query = select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()
         existing = {s.tier: s for s in ctx.session.exec(query).all()}
