@@ -95,6 +95,10 @@ class Context:
             self._on_duty = roster_service.resolve_many(self.session, units=list(self.units.values()), at=self.now)
         return self._on_duty
 
+    def share_posts(self, posts: dict[tuple[int, str], Person | None]) -> None:
+        """Use posts already resolved at `now` for a batch of incidents (their chains' units included)."""
+        self._on_duty = posts
+
     def on_duty(self, tier: str, role: str) -> Person | None:
         return self.posts().get((self.units[tier].id or 0, role))
 

@@ -7,10 +7,11 @@ directly and several replicas can run it at once without doing any step twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, tuple_
 from sqlmodel import Session, col, func, or_, select
 
 from app import audit
@@ -19,6 +20,7 @@ from app.clock import Clock
 from app.db import transaction
 from app.escalation import engine
 from app.escalation import rules as rules_service
+from app.escalation.rules import RulesDocument
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
 from app.notify import outbox
 from app.org.models import Tier, Unit
@@ -45,7 +47,11 @@ def _claim(session: Session, query, limit: int):  # type: ignore[no-untyped-def]
 
 
 def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
-    """Take the next step of every tier whose timer is due (up to `limit`)."""
+    """Take the next step of every tier whose timer is due (up to `limit`).
+
+    The work is read in bulk (the incidents, their units, who is on duty on every chain, the tiers above):
+    a handful of queries per batch rather than per step, so that a storm of due steps is not late for long.
+    """
     now = clock.now()
     result = TickResult()
     due = _claim(
@@ -55,21 +61,19 @@ def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> Tic
         .order_by(col(IncidentTier.next_step_at)),
         limit,
     )
-    contexts: dict[int, engine.Context] = {}
+    if not due:
+        return result
+    contexts = _contexts(session, clock, {s.incident_id for s in due})
+    above_held = _lock_tiers_above(session, due)
     for state in due:
         assert state.next_step_at is not None
-        ctx = contexts.get(state.incident_id)
-        if ctx is None:
-            inc = session.get(Incident, state.incident_id)
-            assert inc is not None
-            if inc.status not in OPEN_STATUSES:
-                state.next_step_at = None
-                session.add(state)
-                continue
-            rules = rules_service.by_version(session, inc.rules_version)
-            ctx = contexts[state.incident_id] = engine.load_context(session, clock=clock, incident=inc, rules=rules)
+        ctx = contexts[state.incident_id]
+        if ctx.incident.status not in OPEN_STATUSES:
+            state.next_step_at = None
+            session.add(state)
+            continue
         above = engine.tier_above(state.tier)
-        if above is not None and not _try_lock(session, state.incident_id, above):
+        if above is not None and (state.incident_id, str(above)) not in above_held:
             # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
             # could deadlock two ticks, so this step waits for the next tick instead.
             continue
@@ -82,18 +86,39 @@ def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> Tic
     return result
 
 
-def _try_lock(session: Session, incident_id: int, tier: str) -> bool:
-    row = session.exec(
-        select(IncidentTier.id)
-        .where(IncidentTier.incident_id == incident_id, IncidentTier.tier == tier)
-        .with_for_update(skip_locked=True)
-    ).first()
-    if row is not None:
-        return True
-    exists = session.exec(
-        select(IncidentTier.id).where(IncidentTier.incident_id == incident_id, IncidentTier.tier == tier)
-    ).first()
-    return exists is None  # no such tier on this chain: nothing to wait for
+def _contexts(session: Session, clock: Clock, incident_ids: set[int]) -> dict[int, engine.Context]:
+    """The escalation context of each incident, sharing one read of their units and of who is on duty."""
+    incidents = session.exec(select(Incident).where(col(Incident.id).in_(incident_ids))).all()
+    codes = {code for inc in incidents for code in inc.unit_path.split("/")}
+    units = {u.code: u for u in session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()}
+    now = clock.now()
+    chains = {inc.id: {units[c].tier: units[c] for c in inc.unit_path.split("/") if c in units} for inc in incidents}
+    on_chains = {u.code: u for inc in incidents if inc.status in OPEN_STATUSES for u in chains[inc.id].values()}
+    posts = roster_service.resolve_many(session, units=list(on_chains.values()), at=now) if on_chains else {}
+    rules: dict[int, RulesDocument] = {}
+    out: dict[int, engine.Context] = {}
+    for inc in incidents:
+        assert inc.id is not None
+        if inc.rules_version not in rules:
+            rules[inc.rules_version] = rules_service.by_version(session, inc.rules_version)
+        ctx = engine.Context(
+            session=session, clock=clock, incident=inc, rules=rules[inc.rules_version], units=chains[inc.id], now=now
+        )
+        ctx.share_posts(posts)
+        out[inc.id] = ctx
+    return out
+
+
+def _lock_tiers_above(session: Session, due: Sequence[IncidentTier]) -> set[tuple[int, str]]:
+    """The (incident, tier above) pairs this tick may touch: locked here now, or with no such tier at all."""
+    wanted = {(s.incident_id, str(above)) for s in due if (above := engine.tier_above(s.tier)) is not None}
+    if not wanted:
+        return set()
+    pair = tuple_(col(IncidentTier.incident_id), col(IncidentTier.tier))
+    query = select(IncidentTier.incident_id, IncidentTier.tier).where(pair.in_(list(wanted)))
+    held = {(i, str(t)) for i, t in session.exec(query.with_for_update(skip_locked=True)).all()}
+    existing = {(i, str(t)) for i, t in session.exec(query).all()}
+    return held | (wanted - existing)
 
 
 def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
