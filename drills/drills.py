@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -472,8 +473,11 @@ def main() -> None:
         old.unlink()
     for name in args.drills or list(DRILLS):
         t0 = time.monotonic()
+        load = os.getloadavg()[0]
         outcome = DRILLS[name](size)
         outcome.counts["drill took (s)"] = round(time.monotonic() - t0, 1)
+        # The machine may be shared: its load says how much else was running (2 cores: 2.0 is full).
+        outcome.counts["load average before / after"] = f"{load:.1f} / {os.getloadavg()[0]:.1f}"
         print(outcome.summary(), flush=True)
         outcomes.append(outcome)
     failed = [o.name for o in outcomes if o.failures]
