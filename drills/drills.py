@@ -54,10 +54,13 @@ class Size:
     window: int  # ack window, whole seconds
     outage: float  # database outage (s)
     provider_down: float  # simulator unreachable (s)
+    # The storm's lateness target (p99 < 1 s) fails the full drill; the short one (CI, on a shared machine
+    # whose timing nobody controls) prints it only. Lost, skipped and duplicate pages fail both.
+    enforce_lateness: bool
 
 
-FULL = Size(incidents=2000, replicas=3, rate=15, window=10, outage=20, provider_down=60)
-SHORT = Size(incidents=300, replicas=2, rate=15, window=5, outage=8, provider_down=12)
+FULL = Size(incidents=2000, replicas=3, rate=15, window=10, outage=20, provider_down=60, enforce_lateness=True)
+SHORT = Size(incidents=300, replicas=2, rate=15, window=5, outage=8, provider_down=12, enforce_lateness=False)
 LATENESS_P99_LIMIT = 1.0
 CALL_BOUND = 10.0  # no API answer during an outage may take longer than this
 
@@ -127,10 +130,11 @@ def drill_storm(size: Size) -> Outcome:
             out.check(intake.statuses.get("201", 0) == size.incidents, f"intake answers {dict(intake.statuses)}")
             dups = verify_pages(url, sim, out, accepted=intake.accepted, window=inst.window)
             out.check(not dups, f"{len(dups)} pages were sent more than once")
-            out.check(
-                out.counts.pop("_lateness_p99") < LATENESS_P99_LIMIT,
-                f"escalation lateness p99 is not under {LATENESS_P99_LIMIT} s",
-            )
+            p99 = out.counts.pop("_lateness_p99")
+            if size.enforce_lateness:
+                out.check(p99 < LATENESS_P99_LIMIT, f"escalation lateness p99 is not under {LATENESS_P99_LIMIT} s")
+            else:
+                out.counts["lateness target p99 < 1 s"] = "met" if p99 < LATENESS_P99_LIMIT else "MISSED (not enforced)"
         finally:
             _stop(replicas, sim)
     return out
