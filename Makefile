@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck bench demo migrate clean
+.PHONY: run test lint typecheck bench drills drills-short demo migrate clean
 
 $(BIN)/dutyline: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dutyline needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -24,8 +24,8 @@ test: $(BIN)/dutyline
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/dutyline
-	$(BIN)/ruff check $(wildcard app tests bench)
-	$(BIN)/ruff format --check $(wildcard app tests bench)
+	$(BIN)/ruff check $(wildcard app tests bench drills)
+	$(BIN)/ruff format --check $(wildcard app tests bench drills)
 
 typecheck: $(BIN)/dutyline
 	$(BIN)/mypy app
@@ -38,6 +38,14 @@ demo: $(BIN)/dutyline
 
 bench: $(BIN)/dutyline
 	@for b in $(wildcard bench/bench_*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## make drills: the reliability drills on the local PostgreSQL (docs/reliability.md); DRILLS_DATABASE_URL to change it
+drills: $(BIN)/dutyline
+	$(BIN)/python drills/drills.py
+
+## make drills-short: the small versions of the same drills (a few minutes; what CI runs)
+drills-short: $(BIN)/dutyline
+	$(BIN)/python drills/drills.py --short
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -127,6 +127,45 @@ def test_a_dispatcher_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(
     assert sum(r.attempts == 2 for r in rows) == 12
 
 
+def test_a_message_retaken_after_a_crash_is_adopted_even_when_its_recipient_got_many_since(
+    engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
+) -> None:
+    # Found by the crash drill (docs/reliability.md): the city duty officer receives a page for every incident,
+    # so by the time a dead dispatcher's lease runs out, Twilio's newest 100 messages to that phone no longer
+    # include the one it sent, and the retaken row was sent again.
+    phone = "+8613800000001"
+    with transaction(engine) as session:
+        for i in range(151):
+            outbox.enqueue(
+                session,
+                clock=clock,
+                channel="sms",
+                to=phone,
+                template="incident_page",
+                params={
+                    "level": "IV",
+                    "category": "gas",
+                    "unit": "东铁匠营街道",
+                    "title": f"测试{i}",
+                    "code": f"B{i:03d}",
+                },
+                dedup_key=f"busy:{i}",
+                incident_id=i + 1,
+                incident_code=f"B{i:03d}",
+            )
+    crashed = service.dispatcher
+    simulator.configure(send_callbacks=False)
+    [lost] = crashed._claim(1)
+    crashed.channels["sms"].send(lost)  # it went out, then the process died before recording it
+    replacement = Dispatcher(engine, clock=clock, channels=crashed.channels, config=DispatchConfig(lease_seconds=60))
+    assert replacement.drain().sent == 150  # the other pages to the same phone, sent after it
+    clock.advance(seconds=61)
+    retaken = replacement.drain()
+    assert retaken.claimed == 1 and retaken.sent == 1
+    assert simulator.state.duplicates() == {}
+    assert len(simulator.state.messages) == 151
+
+
 def test_restart_picks_up_queued_rows(
     engine: Engine, clock: ManualClock, service: Service, simulator: Simulator
 ) -> None:

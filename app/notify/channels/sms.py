@@ -8,6 +8,9 @@ from app.notify.channels import ChannelMessage, ProviderResult
 from app.notify.channels.twilio_client import classify
 from app.notify.models import ErrorClass
 
+# One page of Twilio's Messages list holds at most 1,000.
+PREVIOUS_SENDS_LOOKBACK = 1000
+
 
 class SmsChannel:
     def __init__(self, client: Client, *, from_number: str, status_callback_url: str | None) -> None:
@@ -24,8 +27,12 @@ class SmsChannel:
 
     def previous_sends(self, message: ChannelMessage) -> list[str]:
         """After an attempt that may have gone through (a timeout): the SIDs of messages Twilio already holds
-        with this recipient and text. The dispatcher adopts one no other row has claimed instead of resending."""
-        sent = self.client.messages.list(to=message.to, from_=self.from_number, limit=100)
+        with this recipient and text. The dispatcher adopts one no other row has claimed instead of resending.
+
+        Twilio lists newest first. A busy recipient (the city duty officer in a storm) gets hundreds of pages
+        while a dead replica's lease runs out, so the look-back covers the newest PREVIOUS_SENDS_LOOKBACK
+        (found by the crash drill: with 100, two pages to the city officer were sent twice)."""
+        sent = self.client.messages.list(to=message.to, from_=self.from_number, limit=PREVIOUS_SENDS_LOOKBACK)
         return [m.sid for m in sent if m.body == message.body and m.sid]
 
     def send(self, message: ChannelMessage) -> ProviderResult:
