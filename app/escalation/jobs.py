@@ -28,6 +28,7 @@ from app.roster import resolve as roster_resolve
 from app.roster import service as roster_service
 
 SCHEDULER = Principal.system("scheduler")
+BATCH = 200  # due rows claimed per transaction (other replicas claim the rest with SKIP LOCKED)
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _claim(session: Session, query, limit: int):  # type: ignore[no-untyped-def]
     return session.exec(query.limit(limit).with_for_update(skip_locked=True)).all()
 
 
-def escalation_steps(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
+def escalation_steps(session: Session, *, clock: Clock, limit: int = BATCH) -> TickResult:
     """Take the next step of every tier whose timer is due (up to `limit`).
 
     The work is read in bulk (the incidents, their units, who is on duty on every chain, the tiers above):
@@ -121,7 +122,7 @@ def _lock_tiers_above(session: Session, due: Sequence[IncidentTier]) -> set[tupl
     return held | (wanted - existing)
 
 
-def overdue_reports(session: Session, *, clock: Clock, limit: int = 200) -> int:
+def overdue_reports(session: Session, *, clock: Clock, limit: int = BATCH) -> int:
     """A lead tier that misses its written report: the tier above's duty officer is paged; the timeline says 迟报."""
     now = clock.now()
     late = _claim(
@@ -217,7 +218,7 @@ def next_due(session: Session) -> datetime | None:
     ).one()
 
 
-def tick(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
+def tick(session: Session, *, clock: Clock, limit: int = BATCH) -> TickResult:
     """One pass of every timer kind, in the caller's transaction."""
     result = escalation_steps(session, clock=clock, limit=limit)
     result.overdue_reports = overdue_reports(session, clock=clock, limit=limit)
@@ -226,7 +227,7 @@ def tick(session: Session, *, clock: Clock, limit: int = 200) -> TickResult:
     return result
 
 
-def run_tick(engine_: Engine, *, clock: Clock, limit: int = 200) -> TickResult:
+def run_tick(engine_: Engine, *, clock: Clock, limit: int = BATCH) -> TickResult:
     """Run ticks, one transaction per batch, until nothing due is left (what the scheduler calls)."""
     total = TickResult()
     while True:
