@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
@@ -52,6 +48,8 @@ from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
 from app.scheduling import Ticker
+from bench.benchlib import database, free_port
+from bench.benchlib import percentile as pct
 
 INTAKE_N = int(os.environ.get("BENCH_INTAKE_N", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
@@ -60,34 +58,6 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # replicas of the app (one 
 TICK = float(os.environ.get("BENCH_TICK", "1.0"))
 LATENESS_SECONDS = float(os.environ.get("BENCH_LATENESS_SECONDS", "30"))
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
-
-
-def database() -> tuple[str, Callable[[], None]]:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        return f"sqlite:///{tempfile.mkdtemp(prefix='bench-incidents-')}/bench.db", lambda: None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False), drop
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(target: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -299,7 +269,7 @@ def lateness(url: str, streets: list[str]) -> None:
 
 
 def main() -> None:
-    url, drop = database()
+    url, drop = database("incidents")
     try:
         migrate.upgrade(url)
         engine = make_engine(url)

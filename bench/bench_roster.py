@@ -16,13 +16,10 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -31,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
@@ -44,6 +40,7 @@ from app.roster import service as roster_service
 from app.roster.models import MAX_COVER, Override, Rotation, Shift
 from app.roster.resolve import ZONE_SLACK
 from app.roster.timeline import wall_to_utc
+from bench.benchlib import database, free_port, percentile
 
 SEED = 418
 OVERRIDES = 10_000
@@ -51,25 +48,6 @@ ROUNDS = 200
 HTTP_ROUNDS = 300
 YEAR_START = date(2025, 5, 1)
 ZONE_NAME = "Asia/Shanghai"
-
-
-def database() -> tuple[str, Callable[[], None]]:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        folder = tempfile.mkdtemp(prefix="bench-roster-")
-        return f"sqlite:///{folder}/bench.db", lambda: None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), drop
 
 
 def populate(session: Session, rng: random.Random) -> tuple[list[Unit], str]:
@@ -212,13 +190,8 @@ def timed(fn: Callable[[], object], rounds: int) -> list[float]:
     return out
 
 
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def line(label: str, figure: list[float], baseline: list[float], stat: str, target: float) -> bool:
-    pick = statistics.median if stat == "median" else (lambda v: p(v, 0.99))
+    pick = statistics.median if stat == "median" else (lambda v: percentile(v, 0.99))
     f, b = pick(figure), pick(baseline)
     ok = f < target
     verdict = "ok" if ok else "MISSED"
@@ -230,17 +203,11 @@ def line(label: str, figure: list[float], baseline: list[float], stat: str, targ
     return ok
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     began = time.monotonic()
     logging.disable(logging.INFO)
     rng = random.Random(SEED)
-    url, cleanup = database()
+    url, cleanup = database("roster")
     try:
         migrate.upgrade(url)
         engine = make_engine(url)

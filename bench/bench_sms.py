@@ -13,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import func
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
@@ -40,6 +37,7 @@ from app.notify.channels.twilio_client import make_client
 from app.notify.dispatcher import DispatchConfig, Dispatcher
 from app.notify.models import OutboxMessage
 from app.notify.simulator import SimulatorConfig
+from bench.benchlib import database, free_port
 
 N = int(os.environ.get("BENCH_N", "10000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
@@ -64,12 +62,6 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     root = Path(__file__).resolve().parent.parent
@@ -83,25 +75,6 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     proc.kill()
     raise SystemExit("the simulator did not start")
-
-
-def database() -> tuple[str, object]:
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        path = Path(tempfile.mkdtemp(prefix="bench-sms-")) / "bench.db"
-        return f"sqlite:///{path}", None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url, drop
 
 
 def enqueue(engine: object, n: int, tag: str, unit: str) -> None:
@@ -218,7 +191,7 @@ def provider_rate(sim_url: str, body_mark: str) -> tuple[float, int]:
 def main() -> None:
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     sim, sim_url = start_simulator()
-    url, drop = database()
+    url, drop = database("sms")
     try:
         migrate.upgrade(url)
         engine = make_engine(url, pool_size=20)
@@ -261,8 +234,7 @@ def main() -> None:
     finally:
         sim.terminate()
         sim.wait(10)
-        if callable(drop):
-            drop()
+        drop()
 
 
 if __name__ == "__main__":
