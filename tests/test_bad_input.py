@@ -1,0 +1,68 @@
+"""Hostile and malformed input gets a clear 4xx JSON error and changes nothing (issue 7's bad-input list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from app.clock import ManualClock
+from app.incidents.models import Incident
+from tests.incidents.helpers import fire, key_for
+
+
+def _incidents(session: Session) -> int:
+    session.commit()
+    return session.exec(select(func.count()).select_from(Incident)).one()
+
+
+def _clear_4xx(r: httpx.Response) -> dict[str, Any]:
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
+    body = r.json()
+    assert body["code"] and body["message"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # deep JSON
+        (b'{"title": "\xff\xfe\xfa"}', "application/json"),  # invalid UTF-8
+        (b'{"title": "x"', "application/json"),  # truncated
+        (b"external_id=1&title=x", "application/x-www-form-urlencoded"),  # wrong content type
+        (b"<incident/>", "application/xml"),
+        (b"", "application/json"),
+    ],
+)
+def test_malformed_bodies_are_refused_and_change_nothing(
+    client: TestClient, session: Session, clock: ManualClock, content: bytes, content_type: str
+) -> None:
+    key = key_for(session, clock, "119")
+    before = _incidents(session)
+    r = client.post("/api/v1/incidents", content=content, headers={**key, "content-type": content_type})
+    _clear_4xx(r)
+    assert _incidents(session) == before
+
+
+def test_sql_ish_strings_are_data_not_sql(client: TestClient, session: Session, clock: ManualClock) -> None:
+    key = key_for(session, clock, "119")
+    sly = "'; DROP TABLE incident; --"
+    body = _clear_4xx(client.post("/api/v1/incidents", json=fire(unit_code=sly), headers=key))
+    assert any(e["field"].endswith("unit_code") for e in body["errors"])
+    r = client.post("/api/v1/incidents", json=fire(title=sly, external_id=sly), headers=key)
+    assert r.status_code == 201, r.text
+    assert client.get(f"/api/v1/incidents/{r.json()['id']}", headers=key).json()["title"] == sly
+    _clear_4xx(client.get("/api/v1/incidents", params={"unit": sly}, headers=key))
+    assert _incidents(session) == 1
+
+
+def test_huge_page_sizes_and_offsets_are_refused_by_name(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    key = key_for(session, clock, "119")
+    for params, field in (({"limit": 100_000}, "limit"), ({"offset": 10**12}, "offset"), ({"limit": -1}, "limit")):
+        body = _clear_4xx(client.get("/api/v1/incidents", params=params, headers=key))
+        assert any(e["field"].endswith(field) for e in body["errors"]), body
