@@ -16,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
+from app.errors import Invalid
+
 # Constraint names must be stable for Alembic (and SQLite batch mode) to alter them later.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -50,6 +52,45 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine with up to 2 × `pool_size` connections (see `max_requests_in_flight`)."""
+    engine = _make_engine(url, pool_size=pool_size)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable_text)
+    return engine
+
+
+def _unstorable(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if "\x00" in value:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, which JSON's \ud800 escapes can carry
+        return True
+    return False
+
+
+def _values(parameters: Any) -> Iterator[object]:
+    """Every bound value, whether one row or many, as a dict or a sequence (drivers and batching differ)."""
+    items = parameters.values() if isinstance(parameters, dict) else parameters or ()
+    for item in items:
+        if isinstance(item, dict | list | tuple):
+            yield from _values(item)
+        else:
+            yield item
+
+
+def _refuse_unstorable_text(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> None:
+    """Text PostgreSQL cannot store (NUL) or no database can encode (unpaired surrogates) is bad input, whatever
+    field or query parameter it came in: a clear 422 before the driver fails on it, and nothing is written."""
+    if any(_unstorable(v) for v in _values(parameters)):
+        raise Invalid.field("text", "may not contain NUL characters or unpaired surrogates")
+
+
+def _make_engine(url: str, *, pool_size: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -59,7 +59,13 @@ agency systems send `X-API-Key`. Every 4xx answer has the same JSON shape:
 
 # Every operation may answer these, always in the one error shape (documented so clients and fuzzers know).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
+    # Errors are JSON on every route, also where the success is a CSV or a calendar (named, not left to the
+    # route's own media type).
+    status: {
+        "model": ErrorBody,
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
     for status, description in {
         400: "the body could not be read (not UTF-8, or not JSON)",
         401: "not signed in, or a bad token or API key",

@@ -43,7 +43,7 @@ from app.org.models import Tier, Unit
 
 BASE_URL = os.environ.get("DRILLS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET = "drills-secret-key-0123456789-abcdefghijklmnop"
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # the venv's bin: dutyline, schemathesis
 SIM = SimulatorConfig()
 START = time.monotonic()
 # Each replica's output goes to var/drills/<name>.log (appended across restarts).
@@ -112,6 +112,7 @@ def fresh_schema() -> Iterator[str]:
 class Installation:
     url: str
     api_key: str  # the demo's 119 agency key (incidents:write, webhooks:write)
+    admin_password: str  # the demo's password (user "admin" is the city admin)
     streets: list[str]
     window: int
 
@@ -138,7 +139,8 @@ def install(url: str, *, window: int, city_repeat_limit: int = 1) -> Installatio
         streets = [r[0] for r in conn.execute(text("SELECT code FROM unit WHERE tier = :t"), {"t": Tier.street.value})]
     engine.dispose()
     assert streets and Unit is not None
-    return Installation(url=url, api_key=key, streets=sorted(streets), window=window)
+    password = next(line.split()[1] for line in report.splitlines() if line.strip().startswith("password:"))
+    return Installation(url=url, api_key=key, admin_password=password, streets=sorted(streets), window=window)
 
 
 # ---- a loopback TCP proxy that can be cut ----

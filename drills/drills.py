@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -26,7 +27,9 @@ from typing import Any
 
 import httpx
 from common import (  # drills/ is on sys.path: the script runs from it
+    BIN,
     LOGS,
+    ROOT,
     Outcome,
     Replica,
     RssSampler,
@@ -54,13 +57,18 @@ class Size:
     window: int  # ack window, whole seconds
     outage: float  # database outage (s)
     provider_down: float  # simulator unreachable (s)
+    fuzz_examples: int  # schemathesis examples per operation
     # The storm's lateness target (p99 < 1 s) fails the full drill; the short one (CI, on a shared machine
     # whose timing nobody controls) prints it only. Lost, skipped and duplicate pages fail both.
     enforce_lateness: bool
 
 
-FULL = Size(incidents=2000, replicas=3, rate=15, window=10, outage=20, provider_down=60, enforce_lateness=True)
-SHORT = Size(incidents=300, replicas=2, rate=15, window=5, outage=8, provider_down=12, enforce_lateness=False)
+FULL = Size(
+    incidents=2000, replicas=3, rate=15, window=10, outage=20, provider_down=60, fuzz_examples=50, enforce_lateness=True
+)
+SHORT = Size(
+    incidents=300, replicas=2, rate=15, window=5, outage=8, provider_down=12, fuzz_examples=10, enforce_lateness=False
+)
 LATENESS_P99_LIMIT = 1.0
 CALL_BOUND = 10.0  # no API answer during an outage may take longer than this
 
@@ -458,7 +466,53 @@ def drill_provider(size: Size) -> Outcome:
     return out
 
 
-DRILLS = {"storm": drill_storm, "crash": drill_crash, "outage": drill_outage, "provider": drill_provider}
+# ---- 5. bad input: every operation fuzzed from the OpenAPI document ----
+
+FUZZ_CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
+
+
+def drill_fuzz(size: Size) -> Outcome:
+    out = Outcome("bad input: schemathesis on every operation of /openapi.json, signed in as the city admin")
+    with fresh_schema() as url:
+        inst = install(url, window=60)
+        sim = Simulator()
+        replicas = _start_replicas("fuzz", url, sim, 1)
+        try:
+            base = replicas[0].base
+            answer = httpx.post(
+                f"{base}/api/v1/auth/token", data={"username": "admin", "password": inst.admin_password}, timeout=10
+            )
+            token = answer.json()["access_token"]
+            command = [
+                str(BIN / "schemathesis"), "run", f"{base}/openapi.json",
+                "-H", f"Authorization: Bearer {token}",
+                "-c", FUZZ_CHECKS, "-n", str(size.fuzz_examples), "--seed", "1",
+                "--request-timeout", "10", "--phases", "examples,coverage,fuzzing",
+            ]  # fmt: skip
+            log(f"fuzz: schemathesis, {size.fuzz_examples} examples per operation")
+            done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+            report = LOGS / "fuzz-schemathesis.log"
+            report.write_text(done.stdout + done.stderr)  # schemathesis prints the token as [Filtered]
+            lines = [line.strip() for line in done.stdout.splitlines()]
+            out.counts["operations tested"] = next(
+                (x.split(":", 1)[1].strip() for x in lines if x.startswith("Tested:")), "?"
+            )
+            out.counts["test cases"] = next((x for x in lines if x[:1].isdigit() and " generated," in x), "?")
+            out.counts["checks"] = FUZZ_CHECKS
+            out.counts["server errors (5xx)"] = sum("Server error" in x for x in lines)
+            out.check(done.returncode == 0, f"schemathesis found failures: see {report.relative_to(ROOT)}")
+        finally:
+            _stop(replicas, sim)
+    return out
+
+
+DRILLS = {
+    "storm": drill_storm,
+    "crash": drill_crash,
+    "outage": drill_outage,
+    "provider": drill_provider,
+    "fuzz": drill_fuzz,
+}
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from sqlmodel import Session, func, select
 
 from app.clock import ManualClock
 from app.incidents.models import Incident
+from tests.factories import signed_in
 from tests.incidents.helpers import fire, key_for
 
 
@@ -66,3 +68,26 @@ def test_huge_page_sizes_and_offsets_are_refused_by_name(
     for params, field in (({"limit": 100_000}, "limit"), ({"offset": 10**12}, "offset"), ({"limit": -1}, "limit")):
         body = _clear_4xx(client.get("/api/v1/incidents", params=params, headers=key))
         assert any(e["field"].endswith(field) for e in body["errors"]), body
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud870x"])  # NUL; an unpaired surrogate (a JSON \ud870 escape)
+def test_text_no_database_can_store_is_a_422_not_a_500(
+    client: TestClient, session: Session, clock: ManualClock, text: str
+) -> None:
+    # Found by the fuzz drill on PostgreSQL: both used to reach the driver and fail there with a 500.
+    key = key_for(session, clock, "119")
+    admin = signed_in(client, session, clock, unit="110000", roles=["admin"])
+
+    def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        # json.dumps escapes both as \u0000 / \ud870, as an integrator's JSON library would send them.
+        return client.post(path, content=json.dumps(body), headers={**headers, "content-type": "application/json"})
+
+    if "\x00" in text:  # a surrogate cannot even be put into a URL
+        body = _clear_4xx(client.get("/api/v1/people", params={"q": text}, headers=admin))
+        assert body["errors"][0]["field"] == "text"
+    _clear_4xx(post("/api/v1/incidents", fire(title=f"起火{text}"), key))
+    assert _incidents(session) == 0
+    inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    body = _clear_4xx(post(f"/api/v1/incidents/{inc['id']}/resolve", {"reason": text}, admin))
+    assert body["errors"][0]["field"] in ("text", "reason")
+    assert client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()["status"] != "resolved"
