@@ -48,7 +48,7 @@ from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
 from app.scheduling import Ticker
-from bench.benchlib import database, free_port
+from bench.benchlib import database, free_port, serve
 from bench.benchlib import percentile as pct
 
 INTAKE_N = int(os.environ.get("BENCH_INTAKE_N", "3000"))
@@ -58,32 +58,6 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # replicas of the app (one 
 TICK = float(os.environ.get("BENCH_TICK", "1.0"))
 LATENESS_SECONDS = float(os.environ.get("BENCH_LATENESS_SECONDS", "30"))
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
-
-
-def serve(target: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        *target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    server = subprocess.Popen(cmd, env=env, cwd=str(ROOT))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-            return server
-        except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("a benchmark server did not start") from None
-            time.sleep(0.1)
 
 
 def load(url: str, bodies: list[dict[str, object]], headers: dict[str, str]) -> tuple[float, list[float], list[str]]:

@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from app.roster import service as roster_service
 from app.roster.models import MAX_COVER, Override, Rotation, Shift
 from app.roster.resolve import ZONE_SLACK
 from app.roster.timeline import wall_to_utc
-from bench.benchlib import database, free_port, percentile
+from bench.benchlib import database, free_port, percentile, serve
 
 SEED = 418
 OVERRIDES = 10_000
@@ -281,35 +280,8 @@ def main() -> None:
             "DUTYLINE_TIMEZONE": ZONE_NAME,
             "DUTYLINE_LOG_LEVEL": "WARNING",
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=str(Path(__file__).resolve().parent.parent),
-        )
+        server = serve(["app.main:create_app", "--factory"], env, port)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the benchmark server did not start")
-                time.sleep(0.1)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 token = http.post("/api/v1/auth/token", data={"username": "admin", "password": password}).json()
                 headers = {"Authorization": f"Bearer {token['access_token']}"}

@@ -1,13 +1,18 @@
-"""What every benchmark script shares: a throwaway database, a free loopback port, percentiles."""
+"""What every benchmark script shares: a throwaway database, a free loopback port, a server process, percentiles."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -40,3 +45,20 @@ def free_port() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def serve(target: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """uvicorn serving `target` (e.g. ["app.main:create_app", "--factory"]) on loopback, once it answers."""
+    cmd = [sys.executable, "-m", "uvicorn", *target, "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    server = subprocess.Popen(cmd, env=env, cwd=str(Path(__file__).resolve().parent.parent))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+            return server
+        except httpx.TransportError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("a benchmark server did not start") from None
+            time.sleep(0.1)

@@ -25,26 +25,20 @@ def _rows(engine: Engine) -> list[OutboxMessage]:
         return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
 
 
+def _page(session: Session, clock: ManualClock, i: int, *, to: str, tag: str) -> None:
+    """The i-th level IV page of a run, coded `tag` + i."""
+    code = f"{tag}{i:03d}"
+    params = {"level": "IV", "category": "gas", "unit": "东铁匠营街道", "title": f"测试{i}", "code": code}
+    outbox.enqueue(
+        session, clock=clock, channel="sms", to=to, template="incident_page", params=params,
+        dedup_key=f"{tag}:{i}", incident_id=i + 1, incident_code=code,
+    )  # fmt: skip
+
+
 def _enqueue_many(engine: Engine, clock: ManualClock, n: int, *, bad: set[int] = frozenset()) -> None:  # type: ignore[assignment]
     with transaction(engine) as session:
         for i in range(n):
-            outbox.enqueue(
-                session,
-                clock=clock,
-                channel="sms",
-                to="+8613600000000" if i in bad else f"+86137{i:08d}",
-                template="incident_page",
-                params={
-                    "level": "IV",
-                    "category": "gas",
-                    "unit": "东铁匠营街道",
-                    "title": f"测试{i}",
-                    "code": f"T{i:03d}",
-                },
-                dedup_key=f"chaos:{i}",
-                incident_id=i + 1,
-                incident_code=f"T{i:03d}",
-            )
+            _page(session, clock, i, to="+8613600000000" if i in bad else f"+86137{i:08d}", tag="T")
 
 
 def _run_until_settled(engine: Engine, clock: ManualClock, dispatcher: Dispatcher, rounds: int = 60) -> None:
@@ -136,23 +130,7 @@ def test_a_message_retaken_after_a_crash_is_adopted_even_when_its_recipient_got_
     phone = "+8613800000001"
     with transaction(engine) as session:
         for i in range(151):
-            outbox.enqueue(
-                session,
-                clock=clock,
-                channel="sms",
-                to=phone,
-                template="incident_page",
-                params={
-                    "level": "IV",
-                    "category": "gas",
-                    "unit": "东铁匠营街道",
-                    "title": f"测试{i}",
-                    "code": f"B{i:03d}",
-                },
-                dedup_key=f"busy:{i}",
-                incident_id=i + 1,
-                incident_code=f"B{i:03d}",
-            )
+            _page(session, clock, i, to=phone, tag="B")
     crashed = service.dispatcher
     simulator.configure(send_callbacks=False)
     [lost] = crashed._claim(1)
