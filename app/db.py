@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
@@ -179,6 +181,26 @@ def reader(engine: Engine) -> Engine:
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
     return bind.dialect.name == "postgresql"
+
+
+def insert_unless_conflict(
+    session: Session, table: Table, row: dict[str, Any], *, on: tuple[str, ...] | None = None
+) -> Any:
+    """INSERT the row unless it conflicts with a unique key (`on`: those columns only): the new row's
+    primary key, or None when nothing was written.
+
+    ON CONFLICT DO NOTHING rather than a caught IntegrityError: a failed INSERT would abort the caller's
+    whole transaction on PostgreSQL, and the caller's other writes must survive a repeat. The statement is
+    built once per table, so a call costs its execution only."""
+    statement = _conflict_free_insert(session.get_bind().dialect.name, table, on)
+    return session.execute(statement, row).scalar_one_or_none()
+
+
+@functools.cache
+def _conflict_free_insert(dialect: str, table: Table, on: tuple[str, ...] | None) -> Any:
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    (key,) = table.primary_key.columns
+    return insert.on_conflict_do_nothing(index_elements=list(on) if on else None).returning(key)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from app.auth.models import ApiKey
@@ -72,15 +73,19 @@ def revoke(session: Session, *, clock: Clock, record: ApiKey) -> None:
     session.flush()
 
 
+# Built once: every request with an API key runs it.
+_BY_DIGEST = (
+    select(ApiKey, Agency, Unit)
+    .join(Agency, Agency.id == ApiKey.agency_id)  # type: ignore[arg-type]
+    .outerjoin(Unit, Unit.id == Agency.unit_id)  # type: ignore[arg-type]
+    .where(ApiKey.digest == bindparam("digest"))
+)
+
+
 def authenticate(session: Session, key: str) -> Principal:
     """The agency principal an X-API-Key stands for; every failure is the same 401."""
     wanted = digest(key)
-    row = session.exec(
-        select(ApiKey, Agency, Unit)
-        .join(Agency, Agency.id == ApiKey.agency_id)  # type: ignore[arg-type]
-        .outerjoin(Unit, Unit.id == Agency.unit_id)  # type: ignore[arg-type]
-        .where(ApiKey.digest == wanted)
-    ).first()
+    row = session.exec(_BY_DIGEST, params={"digest": wanted}).first()
     if row is None or not hmac.compare_digest(row[0].digest, wanted):
         raise Unauthenticated("invalid API key")
     record, agency, unit = row

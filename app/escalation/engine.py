@@ -13,17 +13,18 @@ and tier rows only upwards (street → district → city); the tick never locks 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.clock import Clock
 from app.escalation.grading import Severity
 from app.escalation.rules import TIER_ORDER, LevelRule, RulesDocument
 from app.incidents.models import Incident, IncidentTier, TimelineEntry
 from app.notify import outbox
+from app.org import units as unit_service
 from app.org.models import Person, Tier, Unit
 from app.roster import service as roster_service
 
@@ -67,6 +68,8 @@ class Context:
     units: dict[str, Unit]  # tier -> unit on the incident's chain
     now: datetime
     _on_duty: dict[tuple[int, str], Person | None] | None = None
+    # The incident's tier rows, by tier, once apply_plan has read or written them.
+    states: dict[str, IncidentTier] = field(default_factory=dict)
 
     @property
     def rule(self) -> LevelRule:
@@ -277,8 +280,7 @@ def _unresponsive(ctx: Context, lower_tier: str, state: IncidentTier) -> dict[st
 
 
 def load_context(session: Session, *, clock: Clock, incident: Incident, rules: RulesDocument) -> Context:
-    codes = incident.unit_path.split("/")
-    units = session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()
+    units = unit_service.by_codes(session, incident.unit_path.split("/"))
     return Context(
         session=session, clock=clock, incident=incident, rules=rules, units={u.tier: u for u in units}, now=clock.now()
     )
@@ -355,5 +357,6 @@ def apply_plan(ctx: Context, *, reason: str, regraded: bool = False, new: bool =
             state.informed = True
             page(ctx, state, role=DUTY_OFFICER, template="incident_info", notice=f"info-{inc.severity}")
         ctx.session.add(state)
+    ctx.states = existing
     ctx.session.flush()
     return started

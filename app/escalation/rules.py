@@ -173,9 +173,12 @@ def _as_document(row: ResponseRules) -> RulesDocument:
     return doc.model_copy(update={"version": row.version, "created_at": row.created_at, "created_by": row.created_by})
 
 
+_NEWEST = select(ResponseRules).order_by(col(ResponseRules.version).desc()).limit(1)
+
+
 def current(session: Session) -> RulesDocument:
     """The newest rules (the defaults, as version 1, until anyone replaces them)."""
-    row = session.exec(select(ResponseRules).order_by(col(ResponseRules.version).desc()).limit(1)).first()
+    row = session.exec(_NEWEST).first()
     if row is None:
         return default_document().model_copy(update={"version": 1, "created_by": "default"})
     return _as_document(row)

@@ -4,21 +4,23 @@ manual grading, resolve and close are in app.incidents.lifecycle."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, func, select
 
 from app import audit
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
+from app.db import insert_unless_conflict
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.escalation import engine
 from app.escalation import rules as rules_service
 from app.escalation.grading import Severity, computed, graver, is_graver
 from app.incidents import codes, events
-from app.incidents.models import OPEN_STATUSES, Incident, Report, ReportKind, Status
+from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
 from app.incidents.schemas import Casualties, IncidentCreate, ReportCreate
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
@@ -68,18 +70,25 @@ def _find_repeat(session: Session, source: str, external_id: str) -> Incident | 
     ).first()
 
 
-def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCreate) -> tuple[Incident, bool]:
-    """Take in an incident (True) or, for a repeat of the same external_id from the same source, update it (False)."""
+@dataclass
+class Intake:
+    """What `report` did: the incident, whether it is new, and for a new one the rows written with it
+    (so that the answer is built without reading them back)."""
+
+    incident: Incident
+    created: bool
+    tiers: list[IncidentTier] | None = None
+    units: list[Unit] = field(default_factory=list)
+
+
+def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCreate) -> Intake:
+    """Take in an incident or, for a repeat of the same external_id from the same source, update it."""
     authorize(actor, "incidents:write")
     unit = unit_service.get(session, data.unit_code, field="unit_code")
     if unit.tier == Tier.city:
         raise Invalid.field("unit_code", "give the street/township or district where it happened, not the city")
     authorize(actor, "incidents:write", unit)
     source = source_of(actor)
-    if data.external_id is not None:
-        existing = _find_repeat(session, source, data.external_id)
-        if existing is not None:
-            return _update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False
     now = clock.now()
     rules = rules_service.current(session)
     reported = data.severity
@@ -115,27 +124,14 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         report_due_at=now + timedelta(seconds=rules.level(severity).first_report_due_seconds),
     )
     _set_figures(inc, data.casualties, data.economic_loss_cny)
-    # The context before the row is written, so that the row goes in whole (lead tier included).
+    # The context (the chain's units and who is on duty now) before the row is written, so that the row goes
+    # in whole (lead tier included) and nothing is flushed half-made while the roster is read.
     ctx = engine.load_context(session, clock=clock, incident=inc, rules=rules)
+    ctx.posts()
     inc.lead_tier = engine.lead_tier(ctx)
-    for _ in range(8):
-        try:
-            with session.begin_nested():
-                session.add(inc)
-            break
-        except IntegrityError:
-            if inc in session:  # the savepoint's rollback usually expunges it already
-                session.expunge(inc)
-            if data.external_id is not None:
-                # A concurrent request with the same external_id committed first: this is a repeat.
-                existing = _find_repeat(session, source, data.external_id)
-                if existing is not None:
-                    return _update_from_repeat(
-                        session, clock=clock, actor=actor, inc=existing, unit=unit, data=data
-                    ), False
-            inc.code = codes.new_code()  # the short code collided
-    else:
-        raise Conflict("could not allocate an incident code; retry")
+    existing = _insert_unless_repeat(session, inc)
+    if existing is not None:
+        return Intake(_update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False)
     engine.note(
         session,
         inc,
@@ -152,7 +148,6 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         },
     )
     engine.apply_plan(ctx, reason="新报事件", new=True)
-    session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.created")
     audit.record(
         session,
@@ -164,7 +159,31 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         unit_path=inc.unit_path,
         after={"code": inc.code, "severity": severity},
     )
-    return inc, True
+    return Intake(inc, True, tiers=list(ctx.states.values()), units=list(ctx.units.values()))
+
+
+def _insert_unless_repeat(session: Session, inc: Incident) -> Incident | None:
+    """Write the new incident's row in one statement; or, when its source already sent this external_id
+    (also from a concurrent request that committed first), leave it unwritten and return that incident.
+
+    ON CONFLICT DO NOTHING rather than a savepoint and a caught IntegrityError: one round trip, and a
+    conflict leaves the transaction usable. A conflict that is no repeat is a short code already taken."""
+    table = Incident.__table__  # type: ignore[attr-defined]
+    for _ in range(8):
+        row = {c.name: getattr(inc, c.name) for c in table.columns if not c.primary_key}
+        new_id = insert_unless_conflict(session, table, row)
+        if new_id is not None:
+            inc.id = new_id
+            # The row is in the database as this object holds it: attach it without another INSERT.
+            make_transient_to_detached(inc)
+            session.add(inc)
+            return None
+        if inc.external_id is not None:
+            existing = _find_repeat(session, inc.source, inc.external_id)
+            if existing is not None:
+                return existing
+        inc.code = codes.new_code()
+    raise Conflict("could not allocate an incident code; retry")
 
 
 def _update_from_repeat(

@@ -20,21 +20,31 @@ from app.incidents.schemas import (
     TimelineItem,
 )
 from app.org import units as unit_service
+from app.org.models import Unit
 
 
-def public_many(session: Session, incidents: Sequence[Incident]) -> list[IncidentPublic]:
-    """Several incidents in three queries, whatever their number."""
+def public_many(
+    session: Session,
+    incidents: Sequence[Incident],
+    *,
+    tiers: Sequence[IncidentTier] | None = None,
+    units: Sequence[Unit] = (),
+) -> list[IncidentPublic]:
+    """Several incidents in two queries, whatever their number; none for what the caller already holds
+    (`tiers`: all the incidents' tier rows; `units`: some of the units they name)."""
     ids = [i.id for i in incidents if i.id is not None]
     states: dict[int, list[IncidentTier]] = {i: [] for i in ids}
-    if ids:
-        for s in session.exec(select(IncidentTier).where(col(IncidentTier.incident_id).in_(ids))).all():
-            states[s.incident_id].append(s)
-    unit_ids = {i.unit_id for i in incidents} | {s.unit_id for group in states.values() for s in group}
-    units = unit_service.codes_by_id(session, unit_ids)
+    if tiers is None and ids:
+        tiers = session.exec(select(IncidentTier).where(col(IncidentTier.incident_id).in_(ids))).all()
+    for s in tiers or ():
+        states[s.incident_id].append(s)
+    known = {u.id: u for u in units if u.id is not None}
+    wanted = {i.unit_id for i in incidents} | {s.unit_id for group in states.values() for s in group}
+    by_id = known | unit_service.codes_by_id(session, wanted - known.keys())
     out = []
     for inc in incidents:
         assert inc.id is not None
-        unit = units[inc.unit_id]
+        unit = by_id[inc.unit_id]
         tiers = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
         out.append(
             IncidentPublic(
@@ -68,8 +78,8 @@ def public_many(session: Session, incidents: Sequence[Incident]) -> list[Inciden
                 tiers=[
                     TierState(
                         tier=s.tier,
-                        unit_code=units[s.unit_id].code,
-                        unit_name=units[s.unit_id].name,
+                        unit_code=by_id[s.unit_id].code,
+                        unit_name=by_id[s.unit_id].name,
                         required=s.required,
                         informed=s.informed,
                         step=s.step,
@@ -86,8 +96,10 @@ def public_many(session: Session, incidents: Sequence[Incident]) -> list[Inciden
     return out
 
 
-def public(session: Session, inc: Incident) -> IncidentPublic:
-    return public_many(session, [inc])[0]
+def public(
+    session: Session, inc: Incident, *, tiers: Sequence[IncidentTier] | None = None, units: Sequence[Unit] = ()
+) -> IncidentPublic:
+    return public_many(session, [inc], tiers=tiers, units=units)[0]
 
 
 def detail(session: Session, inc: Incident) -> IncidentDetail:

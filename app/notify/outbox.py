@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
+from app.db import insert_unless_conflict
 from app.errors import Invalid
 from app.notify import templates
 from app.notify.models import FINAL, STATUS_RANK, Channel, OutboxMessage, Status
@@ -102,12 +102,7 @@ def enqueue(
         "created_at": now,
     }
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    # ON CONFLICT DO NOTHING instead of catching an IntegrityError: a failed INSERT would abort the
-    # caller's whole transaction on PostgreSQL, and the caller's other writes must survive a repeat.
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    statement = insert.values(**values).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
-    new_id = session.execute(statement).scalar_one_or_none()
+    new_id = insert_unless_conflict(session, table, values, on=("dedup_key",))
     if new_id is None:
         return None
     session.info[_WAKE_FLAG] = True

@@ -302,6 +302,12 @@ def envelope(*, event_id: str, event_type: str, created_at: datetime, incident: 
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+# Built once: every incident event runs it.
+_ACTIVE = (
+    select(WebhookSubscription).where(col(WebhookSubscription.active).is_(True)).order_by(col(WebhookSubscription.id))
+)
+
+
 def publish(
     session: Session,
     *,
@@ -324,11 +330,7 @@ def publish(
         raise Invalid.field("event_type", f"must be one of {', '.join(EVENT_TYPES)}")
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
     now = clock.now()
-    subs = session.exec(
-        select(WebhookSubscription)
-        .where(col(WebhookSubscription.active).is_(True))
-        .order_by(col(WebhookSubscription.id))
-    ).all()
+    subs = session.exec(_ACTIVE).all()
     if not subs:
         return 0
     codes = agency_codes() if callable(agency_codes) else agency_codes

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from app.errors import FieldError, Invalid, NotFound
@@ -114,12 +115,20 @@ def load_units(session: Session, rows: list[dict[str, Any]]) -> LoadResult:
     return LoadResult(created=created, updated=updated, unchanged=unchanged)
 
 
+_BY_CODE = select(Unit).where(Unit.code == bindparam("code"))  # built once: every intake and page looks up units
+_BY_CODES = select(Unit).where(col(Unit.code).in_(bindparam("codes", expanding=True)))
+
+
 def get(session: Session, code: str, *, field: str | None = None) -> Unit:
-    unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit = session.exec(_BY_CODE, params={"code": code}).first()
     if unit is None:
         fields = [FieldError(field, f"unknown unit {code}")] if field else None
         raise NotFound(f"unknown unit {code}", fields=fields)
     return unit
+
+
+def by_codes(session: Session, codes: list[str]) -> list[Unit]:
+    return list(session.exec(_BY_CODES, params={"codes": codes}).all())
 
 
 def chain_codes(unit: Unit) -> list[str]:

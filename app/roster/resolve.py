@@ -10,6 +10,7 @@ escalation tick), so the default lives here and `create_app()` (and the CLI) set
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, literal, or_, type_coerce, union_all
+from sqlalchemy import String, bindparam, literal, or_, type_coerce, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -68,14 +69,6 @@ class Gap:
     end: datetime
 
 
-def _unit_filter(column: Any, unit_ids: list[int]) -> Any:
-    return col(column).in_(unit_ids) if len(unit_ids) <= IN_LIST_LIMIT else None
-
-
-def _where(query: Any, clause: Any) -> Any:
-    return query if clause is None else query.where(clause)
-
-
 def _raw(column: Any) -> Any:
     """The column without SQLAlchemy's per-value result processing (see the _as_* parsers)."""
     return type_coerce(column, String)
@@ -100,10 +93,14 @@ def _as_list(value: Any) -> list[int]:
     return value if isinstance(value, list) else json.loads(value)
 
 
-def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, end: datetime) -> list[RotationSpec]:
-    # Resolution runs at every page and for the whole board; SQLAlchemy's generic date, time, JSON and UTC
-    # processing cost more than the query itself for hundreds of rows, so the values are parsed here directly.
-    # Typed overloads do not cover SQLModel attributes (typed as plain Python values) beyond a few columns.
+def _in_units(query: Any, column: Any, filtered: bool) -> Any:
+    return query.where(col(column).in_(bindparam("unit_ids", expanding=True))) if filtered else query
+
+
+# The two roster queries are built once (per shape) and run with bound values: they run at every page, and
+# building and keying a statement of this size costs more than running it.
+@functools.cache
+def _rotations_query(filtered: bool) -> Any:
     query = sa_select(  # type: ignore[call-overload]
         Rotation.id,
         Rotation.unit_id,
@@ -116,14 +113,46 @@ def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, e
         _raw(Rotation.ends_at),
         _raw(Rotation.starts_at),
     ).where(
-        col(Rotation.starts_at) <= end + ZONE_SLACK,
-        or_(col(Rotation.ends_at).is_(None), col(Rotation.ends_at) > start),
+        col(Rotation.starts_at) <= bindparam("latest_start"),
+        or_(col(Rotation.ends_at).is_(None), col(Rotation.ends_at) > bindparam("start")),
     )
-    query = _where(query, _unit_filter(Rotation.unit_id, list(units)))
+    return _in_units(query, Rotation.unit_id, filtered)
+
+
+@functools.cache
+def _explicit_query(filtered: bool) -> Any:
+    parts = []
+    for model, source in ((Override, "override"), (Shift, "shift")):
+        query = sa_select(  # type: ignore[call-overload]
+            literal(source).label("source"),
+            model.id,
+            model.unit_id,
+            model.role,
+            model.person_id,
+            _raw(model.starts_at),
+            _raw(model.ends_at),
+        ).where(
+            col(model.starts_at) < bindparam("end"),
+            col(model.starts_at) > bindparam("earliest_start"),
+            col(model.ends_at) > bindparam("start"),
+        )
+        parts.append(_in_units(query, model.unit_id, filtered))
+    return union_all(*parts)
+
+
+def _unit_params(units: dict[int, Unit]) -> tuple[bool, dict[str, Any]]:
+    """Whether to filter by unit in SQL (a short IN list) or in Python, and the bound list."""
+    filtered = len(units) <= IN_LIST_LIMIT
+    return filtered, ({"unit_ids": list(units)} if filtered else {})
+
+
+def _rotation_specs(session: Session, units: dict[int, Unit], start: datetime, end: datetime) -> list[RotationSpec]:
+    # Resolution runs at every page and for the whole board; SQLAlchemy's generic date, time, JSON and UTC
+    # processing cost more than the query itself for hundreds of rows, so the values are parsed here directly.
+    filtered, params = _unit_params(units)
+    rows = session.execute(_rotations_query(filtered), {**params, "latest_start": end + ZONE_SLACK, "start": start})
     specs = []
-    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at, first in session.execute(
-        query
-    ):
+    for rid, unit_id, role, participants, start_date, handoff, shift_min, cycle_min, ends_at, first in rows:
         unit = units.get(unit_id)
         if unit is None:
             continue
@@ -149,21 +178,13 @@ def _explicit_covers(
     session: Session, units: dict[int, Unit], start: datetime, end: datetime
 ) -> list[tuple[Key, Cover]]:
     """Overrides and shifts overlapping [start, end) (for an instant: end = start + 1 µs), in one round trip."""
-    parts = []
-    for model, source in ((Override, "override"), (Shift, "shift")):
-        query = sa_select(  # type: ignore[call-overload]
-            literal(source).label("source"),
-            model.id,
-            model.unit_id,
-            model.role,
-            model.person_id,
-            _raw(model.starts_at),
-            _raw(model.ends_at),
-        ).where(col(model.starts_at) < end, col(model.starts_at) > start - MAX_COVER, col(model.ends_at) > start)
-        parts.append(_where(query, _unit_filter(model.unit_id, list(units))))
+    filtered, params = _unit_params(units)
+    rows = session.execute(
+        _explicit_query(filtered), {**params, "end": end, "earliest_start": start - MAX_COVER, "start": start}
+    )
     rank = {"override": override_rank, "shift": shift_rank}
     out: list[tuple[Key, Cover]] = []
-    for source, rid, unit_id, role, person_id, s, e in session.execute(union_all(*parts)):
+    for source, rid, unit_id, role, person_id, s, e in rows:
         if unit_id in units:
             out.append(((unit_id, role), Cover(_as_utc(s), _as_utc(e), person_id, source, rid, rank[source](rid))))
     return out
@@ -206,13 +227,16 @@ def active_ids(session: Session, person_ids: Iterable[int]) -> set[int]:
     return {i for i in rows if i is not None}
 
 
+_PEOPLE = select(Person).where(col(Person.id).in_(bindparam("ids", expanding=True)))
+
+
 def resolve_many(session: Session, *, units: Sequence[Unit], at: datetime) -> dict[Key, Person | None]:
     """Who is on duty at `at` for each unit and both roles, keyed by (unit.id, role)."""
     found = covers_at(session, units, at)
     wanted = {c.person_id for covers in found.values() for c in covers}
     people: dict[int, Person] = {}
     if wanted:
-        for person in session.exec(select(Person).where(col(Person.id).in_(wanted))):
+        for person in session.exec(_PEOPLE, params={"ids": list(wanted)}):
             if person.active and person.id is not None:
                 people[person.id] = person
     result: dict[Key, Person | None] = {}

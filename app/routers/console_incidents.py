@@ -213,7 +213,7 @@ def intake(
                 "sensitive": bool(sensitive),
             }
         )
-        inc, _created = incident_service.report(session, clock=clock, actor=viewer.principal, data=data)
+        inc = incident_service.report(session, clock=clock, actor=viewer.principal, data=data).incident
     except (DomainError, ValidationError) as exc:
         session.rollback()
         summary, fields = errors_of(exc)

@@ -36,10 +36,10 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 def create_incident(
     data: IncidentCreate, response: Response, session: SessionDep, clock: ClockDep, principal: PrincipalDep
 ) -> IncidentPublic:
-    inc, created = incident_service.report(session, clock=clock, actor=principal, data=data)
-    if not created:
+    intake = incident_service.report(session, clock=clock, actor=principal, data=data)
+    if not intake.created:
         response.status_code = status.HTTP_200_OK
-    return views.public(session, inc)
+    return views.public(session, intake.incident, tiers=intake.tiers, units=intake.units)
 
 
 @router.get("", summary="Incidents you may read, newest first, paginated")
