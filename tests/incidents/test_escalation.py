@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.clock import ManualClock
+from app.incidents import codes
 from app.scheduling import Ticker
 from tests.incidents.helpers import fire, key_for, paged, pages, signed_in_as, staff_chain, tick
 
@@ -211,6 +213,25 @@ def test_concurrent_repeats_make_one_incident(client: TestClient, session: Sessi
     assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
     assert len({a.json()["id"] for a in answers}) == 1
     assert client.get("/api/v1/incidents", headers=key).json()["total"] == 1
+
+
+def test_a_short_code_already_taken_is_drawn_again(
+    client: TestClient, session: Session, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    drawn = iter(["K7K7", "K7K7", "K7K7", "M3M3"])
+    monkeypatch.setattr(codes, "new_code", lambda: next(drawn))
+    first = client.post("/api/v1/incidents", json=fire(external_id="a"), headers=key)
+    second = client.post("/api/v1/incidents", json=fire(external_id="b"), headers=key)
+    assert first.status_code == 201 and second.status_code == 201, second.text
+    assert (first.json()["code"], second.json()["code"]) == ("K7K7", "M3M3")
+    assert next(drawn, None) is None  # the second intake drew twice more: one collision, then a free code
+    # The collision left the second incident whole: its tiers, its first page and its timeline.
+    detail = client.get(f"/api/v1/incidents/{second.json()['id']}", headers=key).json()
+    assert [t["tier"] for t in detail["tiers"]] == ["street", "district", "city"]
+    assert [e["kind"] for e in detail["timeline"]][:2] == ["reported", "page"]
+    assert client.get("/api/v1/incidents", headers=key).json()["total"] == 2
 
 
 def test_two_ticks_at_once_take_each_step_exactly_once(
