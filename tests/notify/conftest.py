@@ -33,6 +33,12 @@ class Simulator:
         for key, value in changes.items():
             setattr(self.state.config, key, value)
 
+    def idle(self, timeout: float = 10.0) -> None:
+        """Wait until no send request is still being handled (one held past the client's timeout included)."""
+        deadline = time.monotonic() + timeout
+        while self.state.requests_in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until the simulator has sent every callback it owes (they run in the background)."""
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ import secrets
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -63,6 +64,8 @@ class SimulatorState:
         self.sends_by_key: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.callback_errors: list[str] = []
+        # Send requests still being handled (a held "timeout" included): what Twilio is still working on.
+        self.requests_in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
 
@@ -267,7 +270,16 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
                 params["ErrorCode"] = "30003"
             await state.post_signed(message["status_callback"], params)
 
-    @router.post(API + "/Messages.json", status_code=201)
+    async def _in_flight() -> AsyncIterator[None]:
+        with state.lock:
+            state.requests_in_flight += 1
+        try:
+            yield
+        finally:
+            with state.lock:
+                state.requests_in_flight -= 1
+
+    @router.post(API + "/Messages.json", status_code=201, dependencies=[Depends(_in_flight, scope="function")])
     async def create_message(account: str, request: Request) -> Any:
         if not _authorized(request, state, account):
             return _error(401, 20003, "Authenticate")
@@ -356,7 +368,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         }
         await state.post_signed(call["status_callback"], params)
 
-    @router.post(API + "/Calls.json", status_code=201)
+    @router.post(API + "/Calls.json", status_code=201, dependencies=[Depends(_in_flight, scope="function")])
     async def create_call(account: str, request: Request) -> Any:
         if not _authorized(request, state, account):
             return _error(401, 20003, "Authenticate")
