@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, String, and_, bindparam, func, or_
 from sqlalchemy import select as sa_select
@@ -119,6 +119,8 @@ class DispatchReport:
 class _Outcome:
     message: ChannelMessage
     result: ProviderResult
+    # When the provider answered: a message's sent_at is when it was handed over, not when that was recorded.
+    at: datetime | None = None
 
 
 class Dispatcher:
@@ -353,8 +355,9 @@ class Dispatcher:
             if message.uncertain:
                 adopted = self._adopt_previous(channel, message)
                 if adopted is not None:
-                    return _Outcome(message, adopted)
-            return _Outcome(message, channel.send(message))
+                    return _Outcome(message, adopted, self.clock.now())
+            result = channel.send(message)
+            return _Outcome(message, result, self.clock.now())
         except Exception as exc:  # a bug in a channel must not lose the row: it is retried like a transient error
             log.exception("channel %s raised for message %s", message.channel, message.id)
             return _Outcome(message, ProviderResult(ErrorClass.transient, error=f"internal error: {exc!r}"))
@@ -423,7 +426,8 @@ class Dispatcher:
                     | {
                         "b_status": Status.delivered.value if result.delivered else Status.sent.value,
                         "b_provider_id": result.provider_id,
-                        "b_delivered_at": now if result.delivered else None,
+                        "b_sent_at": outcome.at or now,
+                        "b_delivered_at": (outcome.at or now) if result.delivered else None,
                     }
                 )
                 if result.delivered:
@@ -464,7 +468,7 @@ class Dispatcher:
                 .values(
                     status=bindparam("b_status"),
                     provider_id=func.coalesce(bindparam("b_provider_id"), t.c.provider_id),
-                    sent_at=func.coalesce(t.c.sent_at, now),
+                    sent_at=func.coalesce(t.c.sent_at, bindparam("b_sent_at")),
                     delivered_at=bindparam("b_delivered_at"),
                     lease_until=None,
                     uncertain=False,

@@ -97,6 +97,24 @@ def test_transient_errors_are_retried_after_a_backoff_measured_on_the_clock(engi
     assert row.sent_at == clock.now()
 
 
+def test_sent_at_is_when_the_provider_took_the_message_not_when_the_batch_was_recorded(
+    engine: Engine, clock: ManualClock
+) -> None:
+    class SecondSendIsSlow(ScriptedProvider):
+        def send(self, message: ChannelMessage) -> ProviderResult:
+            if self.sent:
+                clock.advance(seconds=30)  # the second send takes 30 s; the batch is recorded after it
+            return super().send(message)
+
+    provider = SecondSendIsSlow()
+    dispatcher = _dispatcher(engine, clock, provider, concurrency=1)
+    first, second = _enqueue(engine, clock, n=2)
+    handed_over = clock.now()
+    assert dispatcher.run_once().sent == 2
+    assert _row(engine, first).sent_at == handed_over
+    assert _row(engine, second).sent_at == handed_over + timedelta(seconds=30)
+
+
 def test_backoff_grows_exponentially_and_honours_retry_after(engine: Engine, clock: ManualClock) -> None:
     provider = ScriptedProvider(
         ProviderResult(ErrorClass.transient, error="1"),
