@@ -358,5 +358,6 @@ def apply_plan(ctx: Context, *, reason: str, regraded: bool = False, new: bool =
             page(ctx, state, role=DUTY_OFFICER, template="incident_info", notice=f"info-{inc.severity}")
         ctx.session.add(state)
     ctx.states = existing
-    ctx.session.flush()
+    if not new:  # a new incident's rows go in with the rest of its transaction, in one flush at the commit
+        ctx.session.flush()
     return started

@@ -330,14 +330,16 @@ def publish(
         raise Invalid.field("event_type", f"must be one of {', '.join(EVENT_TYPES)}")
     event_id = event_id or f"evt_{uuid.uuid4().hex}"
     now = clock.now()
-    subs = session.exec(_ACTIVE).all()
-    if not subs:
-        return 0
-    codes = agency_codes() if callable(agency_codes) else agency_codes
-    forced: set[int] = set()
-    if codes:
-        query = select(Agency.id).where(col(Agency.code).in_(list(codes)))
-        forced = {a for a in session.exec(query).all() if a is not None}
+    # Subscriptions and agencies are never what the caller's transaction is writing: no need to flush it first.
+    with session.no_autoflush:
+        subs = session.exec(_ACTIVE).all()
+        if not subs:
+            return 0
+        codes = agency_codes() if callable(agency_codes) else agency_codes
+        forced: set[int] = set()
+        if codes:
+            query = select(Agency.id).where(col(Agency.code).in_(list(codes)))
+            forced = {a for a in session.exec(query).all() if a is not None}
     body = envelope(event_id=event_id, event_type=event_type, created_at=now, incident=incident)
     count = 0
     for sub in subs:
