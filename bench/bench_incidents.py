@@ -63,12 +63,13 @@ SECRET = "bench-secret-key-0123456789-abcdefghijklmnop"
 
 def load(
     urls: list[str], bodies: list[dict[str, object]], headers: dict[str, str]
-) -> tuple[float, list[float], list[str]]:
+) -> tuple[float, list[float], list[str], dict[int, datetime]]:
     """POST every body with CONCURRENCY threads (one client each, the clients spread evenly over the replicas'
-    URLs, as a load balancer would); the rate, each latency and the failures."""
+    URLs, as a load balancer would); the rate, each latency, the failures and when each 201 arrived (by id)."""
     chunks = [bodies[i::CONCURRENCY] for i in range(CONCURRENCY)]
     latencies: list[float] = []
     failures: list[str] = []
+    answered: dict[int, datetime] = {}
 
     def worker(n: int) -> None:
         chunk, url = chunks[n], urls[n % len(urls)]
@@ -79,11 +80,13 @@ def load(
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code != 201:
                     failures.append(f"{r.status_code} {r.text[:120]}")
+                elif "id" in (answer := r.json()):
+                    answered[answer["id"]] = datetime.now(UTC)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(worker, range(CONCURRENCY)))
-    return len(bodies) / (time.perf_counter() - start), latencies, failures
+    return len(bodies) / (time.perf_counter() - start), latencies, failures, answered
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -142,21 +145,21 @@ def intake(url: str, streets: list[str], key: str) -> None:
     try:
         bodies = [body(rng, streets, n) for n in range(INTAKE_N)]
         urls = [f"http://127.0.0.1:{p}/api/v1/incidents" for p in ports]
-        rate, lat, failures = load(urls, bodies, {"X-API-Key": key})
+        rate, lat, failures, answered = load(urls, bodies, {"X-API-Key": key})
         time.sleep(3)  # let the dispatcher hand the last pages to the simulator
     finally:
         stop([*servers, sim])
     bare_ports = [free_port() for _ in range(REPLICAS)]
     bare = [serve(["bench.bare_insert_app:app"], env, p) for p in bare_ports]
     try:
-        b_rate, b_lat, b_fail = load([f"http://127.0.0.1:{p}/bare" for p in bare_ports], bodies, {})
+        b_rate, b_lat, b_fail, _ = load([f"http://127.0.0.1:{p}/bare" for p in bare_ports], bodies, {})
     finally:
         stop(bare)
     with Session(engine) as s:
         rows = s.execute(
             text(
-                "SELECT i.created_at, MIN(m.sent_at) FROM incident i JOIN outbox_message m ON m.incident_id = i.id "
-                "AND m.channel = 'sms' WHERE m.sent_at IS NOT NULL GROUP BY i.id, i.created_at"
+                "SELECT i.id, i.created_at, MIN(m.sent_at) FROM incident i JOIN outbox_message m"
+                " ON m.incident_id = i.id AND m.channel = 'sms' WHERE m.sent_at IS NOT NULL GROUP BY i.id, i.created_at"
             )
         ).all()
 
@@ -164,7 +167,10 @@ def intake(url: str, streets: list[str], key: str) -> None:
         d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
         return d if d.tzinfo else d.replace(tzinfo=UTC)
 
-    to_sms = [(aware(sent) - aware(created)).total_seconds() for created, sent in rows]
+    # The issue's figure: from the 201 (as the client saw it) to the first SMS the provider took. The SMS can go
+    # out before the 201 arrives (negative values). From the start of intake (created_at) for comparison.
+    to_sms = [(aware(sent) - answered[i]).total_seconds() for i, _, sent in rows if i in answered]
+    from_start = [(aware(sent) - aware(created)).total_seconds() for _, created, sent in rows]
     engine.dispose()
     print(f"intake: {INTAKE_N} incidents, concurrency {CONCURRENCY}, {REPLICAS} replica(s), failures {len(failures)}")
     print(f"  rate        {rate:8.0f} /s   baseline {b_rate:8.0f} /s   ratio {rate / b_rate:5.2f}   target >= 300 /s")
@@ -175,6 +181,10 @@ def intake(url: str, streets: list[str], key: str) -> None:
     print(
         f"201 -> first SMS accepted by the provider ({len(to_sms)} incidents): p50 {pct(to_sms, 0.5) * 1000:.0f} ms,"
         f" p99 {pct(to_sms, 0.99) * 1000:.0f} ms, max {max(to_sms, default=0) * 1000:.0f} ms   target p99 < 1 s"
+    )
+    print(
+        f"  (from the start of intake: p50 {pct(from_start, 0.5) * 1000:.0f} ms,"
+        f" p99 {pct(from_start, 0.99) * 1000:.0f} ms, max {max(from_start, default=0) * 1000:.0f} ms)"
     )
     if failures or b_fail:
         print("  first failures:", (failures or b_fail)[:3])
