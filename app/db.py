@@ -192,15 +192,25 @@ def insert_unless_conflict(
     ON CONFLICT DO NOTHING rather than a caught IntegrityError: a failed INSERT would abort the caller's
     whole transaction on PostgreSQL, and the caller's other writes must survive a repeat. The statement is
     built once per table, so a call costs its execution only."""
-    statement = _conflict_free_insert(session.get_bind().dialect.name, table, on)
+    (key,) = table.primary_key.columns
+    statement = _conflict_free_insert(session.get_bind().dialect.name, table, on, key.name)
     return session.execute(statement, row).scalar_one_or_none()
 
 
+def insert_many_unless_conflict(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, on: tuple[str, ...], returning: str
+) -> set[Any]:
+    """insert_unless_conflict for several rows in one statement: the `returning` values of the rows written."""
+    if not rows:
+        return set()
+    statement = _conflict_free_insert(session.get_bind().dialect.name, table, on, returning)
+    return set(session.execute(statement, rows).scalars().all())
+
+
 @functools.cache
-def _conflict_free_insert(dialect: str, table: Table, on: tuple[str, ...] | None) -> Any:
+def _conflict_free_insert(dialect: str, table: Table, on: tuple[str, ...] | None, returning: str) -> Any:
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    (key,) = table.primary_key.columns
-    return insert.on_conflict_do_nothing(index_elements=list(on) if on else None).returning(key)
+    return insert.on_conflict_do_nothing(index_elements=list(on) if on else None).returning(table.c[returning])
 
 
 @contextmanager

@@ -13,6 +13,8 @@ and tier rows only upwards (street → district → city); the tick never locks 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,8 +50,56 @@ def note(
     """Add an entry to the incident's timeline (in the caller's transaction)."""
     assert incident.id is not None
     entry = TimelineEntry(incident_id=incident.id, at=at, kind=kind, actor=actor, tier=tier, message=message, data=data)
-    session.add(entry)
+    pending = session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(entry)
+    else:
+        session.add(entry)
     return entry
+
+
+@dataclass
+class _Page:
+    """A page waiting in a batch: its outbox rows by channel, and its timeline entry if any of them goes in."""
+
+    rows: dict[str, dict[str, Any]]
+    entry: Callable[[list[str]], TimelineEntry]
+
+
+_BATCH = "escalation.batch"
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Write the pages of a unit of work (a tick's batch, an intake) together at its end: their outbox rows in
+    one INSERT rather than one each. Timeline entries are held back too, so that they still go in in the order
+    they were made, and a page's own entry only when one of its rows went in (a dedup key may exist)."""
+    if _BATCH in session.info:  # nested: the outer scope writes
+        yield
+        return
+    pending: list[TimelineEntry | _Page] = []
+    session.info[_BATCH] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_BATCH, None)
+    # Reached only when the block succeeded; after an exception the transaction is rolled back anyway.
+    claimed: set[str] = set()
+    mine: list[tuple[_Page, list[str]]] = []
+    rows: list[dict[str, Any]] = []
+    for item in pending:
+        if isinstance(item, _Page):
+            channels = [ch for ch, row in item.rows.items() if row["dedup_key"] not in claimed]
+            claimed.update(item.rows[ch]["dedup_key"] for ch in channels)
+            rows.extend(item.rows[ch] for ch in channels)
+            mine.append((item, channels))
+    written = outbox.enqueue_many(session, rows)
+    sent = {id(page): [ch for ch in channels if page.rows[ch]["dedup_key"] in written] for page, channels in mine}
+    for item in pending:
+        if not isinstance(item, _Page):
+            session.add(item)
+        elif sent[id(item)]:
+            session.add(item.entry(sent[id(item)]))
 
 
 def tier_above(tier: str) -> Tier | None:
@@ -138,38 +188,47 @@ def page(
         return None
     params = ctx.params(**extra)
     channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
-    sent = []
-    for channel, channel_template in channels.items():
-        key = f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}"
-        # The incident row is written; pending tier rows need not be flushed for this INSERT (they are
-        # written once, whole, at the end of the unit of work).
-        with ctx.session.no_autoflush:
-            row = outbox.enqueue(
-                ctx.session,
-                clock=ctx.clock,
-                channel=channel,
-                to=person.phone,
-                template=channel_template,
-                params=params,
-                dedup_key=key,
-                person_id=person.id,
-                incident_id=inc.id,
-                incident_code=inc.code,
-                tier=state.tier,
-                step=state.step,
-            )
-        if row is not None:
-            sent.append(channel)
-    if sent:
-        note(
-            ctx.session,
-            inc,
+    rows = {
+        channel: outbox.message(
+            clock=ctx.clock,
+            channel=channel,
+            to=person.phone,
+            template=channel_template,
+            params=params,
+            dedup_key=f"inc:{inc.id}:{state.tier}:{notice or state.step}:{role}:{person.id}:{channel}",
+            person_id=person.id,
+            incident_id=inc.id,
+            incident_code=inc.code,
+            tier=state.tier,
+            step=state.step,
+        )
+        for channel, channel_template in channels.items()
+    }
+    step, tier = state.step, state.tier
+
+    def entry(sent: list[str]) -> TimelineEntry:
+        assert inc.id is not None
+        return TimelineEntry(
+            incident_id=inc.id,
             at=ctx.now,
             kind="page",
-            tier=state.tier,
+            actor=ENGINE_ACTOR,
+            tier=tier,
             message=f"通知{unit.name}{ROLE_LABEL[role]}{person.name}({'/'.join(sent)})",
-            data={"role": role, "person_id": person.id, "step": state.step, "channels": sent, "template": template},
+            data={"role": role, "person_id": person.id, "step": step, "channels": sent, "template": template},
         )
+
+    pending = ctx.session.info.get(_BATCH)
+    if pending is not None:
+        pending.append(_Page(rows, entry))
+        return person
+    # The incident row is written; pending tier rows need not be flushed for this INSERT (they are written
+    # once, whole, at the end of the unit of work).
+    with ctx.session.no_autoflush:
+        written = outbox.enqueue_many(ctx.session, list(rows.values()))
+    sent = [channel for channel, row in rows.items() if row["dedup_key"] in written]
+    if sent:
+        ctx.session.add(entry(sent))
     return person
 
 

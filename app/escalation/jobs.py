@@ -66,22 +66,23 @@ def escalation_steps(session: Session, *, clock: Clock, limit: int = BATCH) -> T
         return result
     contexts = _contexts(session, clock, {s.incident_id for s in due})
     above_held = _lock_tiers_above(session, due)
-    for state in due:
-        assert state.next_step_at is not None
-        ctx = contexts[state.incident_id]
-        if ctx.incident.status not in OPEN_STATUSES:
-            state.next_step_at = None
+    with engine.batched(session):  # the batch's pages in one INSERT
+        for state in due:
+            assert state.next_step_at is not None
+            ctx = contexts[state.incident_id]
+            if ctx.incident.status not in OPEN_STATUSES:
+                state.next_step_at = None
+                session.add(state)
+                continue
+            above = engine.tier_above(state.tier)
+            if above is not None and (state.incident_id, str(above)) not in above_held:
+                # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
+                # could deadlock two ticks, so this step waits for the next tick instead.
+                continue
+            result.lateness.append((clock.now() - state.next_step_at).total_seconds())  # when it is taken
+            engine.advance(ctx, state)
             session.add(state)
-            continue
-        above = engine.tier_above(state.tier)
-        if above is not None and (state.incident_id, str(above)) not in above_held:
-            # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
-            # could deadlock two ticks, so this step waits for the next tick instead.
-            continue
-        result.lateness.append((clock.now() - state.next_step_at).total_seconds())  # when it is taken
-        engine.advance(ctx, state)
-        session.add(state)
-        result.steps += 1
+            result.steps += 1
     result.more = len(due) == limit
     session.flush()
     return result

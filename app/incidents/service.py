@@ -132,22 +132,23 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
     existing = _insert_unless_repeat(session, inc)
     if existing is not None:
         return Intake(_update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False)
-    engine.note(
-        session,
-        inc,
-        at=now,
-        kind="reported",
-        actor=actor.actor,
-        message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
-        data={
-            "severity": severity,
-            "reported_severity": reported,
-            "computed_severity": figures_level,
-            "rules_version": rules.version,
-            "figures": _figures(inc),
-        },
-    )
-    engine.apply_plan(ctx, reason="新报事件", new=True)
+    with engine.batched(session):  # its first pages in one INSERT
+        engine.note(
+            session,
+            inc,
+            at=now,
+            kind="reported",
+            actor=actor.actor,
+            message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
+            data={
+                "severity": severity,
+                "reported_severity": reported,
+                "computed_severity": figures_level,
+                "rules_version": rules.version,
+                "figures": _figures(inc),
+            },
+        )
+        engine.apply_plan(ctx, reason="新报事件", new=True)
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.created")
     audit.record(
         session,

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.db import insert_unless_conflict
+from app.db import insert_many_unless_conflict, insert_unless_conflict
 from app.errors import Invalid
 from app.notify import templates
 from app.notify.models import FINAL, STATUS_RANK, Channel, OutboxMessage, Status
 
 _WAKE_FLAG = "notify.outbox.enqueued"
+_TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 _listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
 
@@ -53,8 +54,7 @@ def _after_rollback(session: OrmSession) -> None:
     session.info.pop(_WAKE_FLAG, None)
 
 
-def enqueue(
-    session: Session,
+def message(
     *,
     clock: Clock,
     channel: str,
@@ -70,9 +70,8 @@ def enqueue(
     body: str | None = None,
     subscription_id: int | None = None,
     event_id: str | None = None,
-) -> int | None:
-    """Queue a message in the caller's transaction: the new row's id, or None (and nothing written) when the
-    dedup key exists."""
+) -> dict[str, Any]:
+    """A checked outbox row, its text rendered, ready for `enqueue_many`."""
     if channel not in Channel.__members__:
         raise Invalid.field("channel", f"must be one of {', '.join(Channel)}")
     if not to:
@@ -81,7 +80,7 @@ def enqueue(
         raise Invalid.field("dedup_key", "must be 1 to 200 characters")
     text = body if body is not None else templates.render(template, params)
     now = clock.now()
-    values = {
+    return {
         "channel": channel,
         "recipient": to,
         "template": template,
@@ -101,12 +100,25 @@ def enqueue(
         "uncertain": False,
         "created_at": now,
     }
-    table = OutboxMessage.__table__  # type: ignore[attr-defined]
-    new_id = insert_unless_conflict(session, table, values, on=("dedup_key",))
+
+
+def enqueue(session: Session, **fields: Any) -> int | None:
+    """Queue one message (the fields of `message`) in the caller's transaction: the new row's id, or None (and
+    nothing written) when the dedup key exists."""
+    new_id = insert_unless_conflict(session, _TABLE, message(**fields), on=("dedup_key",))
     if new_id is None:
         return None
     session.info[_WAKE_FLAG] = True
     return int(new_id)
+
+
+def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Queue messages built by `message` with one statement: the dedup keys written (a key that exists, or
+    that comes twice in `rows`, is written once at most)."""
+    written: set[str] = insert_many_unless_conflict(session, _TABLE, rows, on=("dedup_key",), returning="dedup_key")
+    if written:
+        session.info[_WAKE_FLAG] = True
+    return written
 
 
 def get(session: Session, message_id: int) -> OutboxMessage | None:

@@ -8,12 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.clock import ManualClock
+from app.escalation import engine as escalation
 from app.incidents import codes
+from app.incidents import service as incident_service
+from app.incidents.models import Incident, IncidentTier
 from app.scheduling import Ticker
-from tests.incidents.helpers import fire, key_for, paged, pages, signed_in_as, staff_chain, tick
+from tests.incidents.helpers import fire, in_transaction, key_for, paged, pages, signed_in_as, staff_chain, tick
 
 
 def test_a_street_duty_officer_who_never_answers_is_passed_over(
@@ -232,6 +235,37 @@ def test_a_short_code_already_taken_is_drawn_again(
     assert [t["tier"] for t in detail["tiers"]] == ["street", "district", "city"]
     assert [e["kind"] for e in detail["timeline"]][:2] == ["reported", "page"]
     assert client.get("/api/v1/incidents", headers=key).json()["total"] == 2
+
+
+def test_a_batch_writes_each_page_once_and_keeps_the_timeline_in_order(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    incident_id = client.post("/api/v1/incidents", json=fire(), headers=key).json()["id"]
+    before = pages(session, incident_id)
+    with in_transaction(engine) as s:
+        inc = s.get(Incident, incident_id)
+        assert inc is not None
+        ctx = incident_service.context(s, clock, inc)
+        query = select(IncidentTier).where(IncidentTier.incident_id == incident_id, IncidentTier.tier == "street")
+        street = s.exec(query).one()
+        with escalation.batched(s):
+            escalation.note(s, inc, at=clock.now(), kind="test", message="before")
+            # Step 0's page once more: its dedup key exists, so no row and no timeline entry.
+            escalation.page(ctx, street, role=escalation.DUTY_OFFICER, template="incident_page")
+            # The same new page twice in one batch: one row, one entry.
+            for _ in range(2):
+                escalation.page(ctx, street, role=escalation.LEADER, template="incident_reminder", notice="again")
+            escalation.note(s, inc, at=clock.now(), kind="test", message="after")
+    after = pages(session, incident_id)
+    assert [m.person_id for m in after[len(before) :]] == [staff("street", "leader").id]
+    assert after[-1].dedup_key.endswith(":again:leader:" + str(staff("street", "leader").id) + ":sms")
+    detail = client.get(f"/api/v1/incidents/{incident_id}", headers=key).json()
+    tail = [(e["kind"], e["message"]) for e in detail["timeline"]][-3:]
+    assert [kind for kind, _ in tail] == ["test", "page", "test"]
+    assert tail[0][1] == "before" and tail[2][1] == "after"
+    assert staff("street", "leader").name in tail[1][1]
 
 
 def test_two_ticks_at_once_take_each_step_exactly_once(
