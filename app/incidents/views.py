@@ -45,7 +45,7 @@ def public_many(
     for inc in incidents:
         assert inc.id is not None
         unit = by_id[inc.unit_id]
-        tiers = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
+        chain = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
         out.append(
             IncidentPublic(
                 id=inc.id,
@@ -89,7 +89,7 @@ def public_many(
                         else None,
                         next_step_at=s.next_step_at,
                     )
-                    for s in tiers
+                    for s in chain
                 ],
             )
         )
