@@ -84,12 +84,14 @@ def enqueue(engine: object, n: int, tag: str, unit: str) -> None:
             for i in range(start, min(n, start + 2000)):
                 outbox.enqueue(
                     session,
-                    clock=clock,
-                    channel="sms",
-                    to=f"+86137{i:08d}",
-                    template="incident_page",
-                    params={"level": "IV", "category": "fire", "unit": unit, "title": "压测", "code": f"B{i}"},
-                    dedup_key=f"{tag}:{i}",
+                    outbox.message(
+                        clock=clock,
+                        channel="sms",
+                        to=f"+86137{i:08d}",
+                        template="incident_page",
+                        params={"level": "IV", "category": "fire", "unit": unit, "title": "压测", "code": f"B{i}"},
+                        dedup_key=f"{tag}:{i}",
+                    ),
                 )
 
 

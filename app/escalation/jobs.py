@@ -200,13 +200,15 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
         if officer is not None:
             outbox.enqueue(
                 session,
-                clock=clock,
-                channel="sms",
-                to=officer.phone,
-                template="heartbeat_missed",
-                params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
-                dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}",
-                person_id=officer.id,
+                outbox.message(
+                    clock=clock,
+                    channel="sms",
+                    to=officer.phone,
+                    template="heartbeat_missed",
+                    params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
+                    dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}",
+                    person_id=officer.id,
+                ),
             )
     session.flush()
     return len(missed)

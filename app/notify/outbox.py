@@ -102,10 +102,10 @@ def message(
     }
 
 
-def enqueue(session: Session, **fields: Any) -> int | None:
-    """Queue one message (the fields of `message`) in the caller's transaction: the new row's id, or None (and
-    nothing written) when the dedup key exists."""
-    new_id = insert_unless_conflict(session, _TABLE, message(**fields), on=("dedup_key",))
+def enqueue(session: Session, row: dict[str, Any]) -> int | None:
+    """Queue one message built by `message` in the caller's transaction: the new row's id, or None (and nothing
+    written) when the dedup key exists."""
+    new_id = insert_unless_conflict(session, _TABLE, row, on=("dedup_key",))
     if new_id is None:
         return None
     session.info[_WAKE_FLAG] = True

@@ -350,17 +350,19 @@ def publish(
             continue
         row = outbox.enqueue(
             session,
-            clock=clock,
-            channel=Channel.webhook.value,
-            to=sub.url,
-            template="webhook_event",
-            params={"event_type": event_type},
-            body=body,
-            dedup_key=f"webhook:{event_id}:{sub.id}",
-            incident_id=incident.get("id") if isinstance(incident.get("id"), int) else None,
-            incident_code=incident.get("code") if isinstance(incident.get("code"), str) else None,
-            subscription_id=sub.id,
-            event_id=event_id,
+            outbox.message(
+                clock=clock,
+                channel=Channel.webhook.value,
+                to=sub.url,
+                template="webhook_event",
+                params={"event_type": event_type},
+                body=body,
+                dedup_key=f"webhook:{event_id}:{sub.id}",
+                incident_id=incident.get("id") if isinstance(incident.get("id"), int) else None,
+                incident_code=incident.get("code") if isinstance(incident.get("code"), str) else None,
+                subscription_id=sub.id,
+                event_id=event_id,
+            ),
         )
         count += row is not None
     return count

@@ -65,18 +65,20 @@ def gap_alerts(session: Session, *, clock: Clock, horizon: timedelta = timedelta
         for person in recipients:
             row = outbox.enqueue(
                 session,
-                clock=clock,
-                channel="sms",
-                to=person.phone,
-                template="roster_gap",
-                params={
-                    "unit": unit.name,
-                    "role": gap.role,
-                    "start": _local(gap.start, unit),
-                    "end": _local(gap.end, unit),
-                },
-                dedup_key=f"gap:{unit.code}:{gap.role}:{int(gap.start.timestamp())}:{day}:{person.id}",
-                person_id=person.id,
+                outbox.message(
+                    clock=clock,
+                    channel="sms",
+                    to=person.phone,
+                    template="roster_gap",
+                    params={
+                        "unit": unit.name,
+                        "role": gap.role,
+                        "start": _local(gap.start, unit),
+                        "end": _local(gap.end, unit),
+                    },
+                    dedup_key=f"gap:{unit.code}:{gap.role}:{int(gap.start.timestamp())}:{day}:{person.id}",
+                    person_id=person.id,
+                ),
             )
             paged += row is not None
     return AlertResult(len(found), paged)
@@ -126,18 +128,20 @@ def missed_check_ins(
             continue
         row = outbox.enqueue(
             session,
-            clock=clock,
-            channel="sms",
-            to=leader.phone,
-            template="missed_check_in",
-            params={
-                "unit": unit.name,
-                "name": names.get(seg.person_id, ""),
-                "shift_start": _local(seg.start, unit),
-                "minutes": int(grace.total_seconds() // 60),
-            },
-            dedup_key=f"checkin:{unit.code}:{int(seg.start.timestamp())}:{leader.id}",
-            person_id=leader.id,
+            outbox.message(
+                clock=clock,
+                channel="sms",
+                to=leader.phone,
+                template="missed_check_in",
+                params={
+                    "unit": unit.name,
+                    "name": names.get(seg.person_id, ""),
+                    "shift_start": _local(seg.start, unit),
+                    "minutes": int(grace.total_seconds() // 60),
+                },
+                dedup_key=f"checkin:{unit.code}:{int(seg.start.timestamp())}:{leader.id}",
+                person_id=leader.id,
+            ),
         )
         paged += row is not None
     return AlertResult(len(missing), paged)

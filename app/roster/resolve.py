@@ -101,6 +101,7 @@ def _in_units(query: Any, column: Any, filtered: bool) -> Any:
 # building and keying a statement of this size costs more than running it.
 @functools.cache
 def _rotations_query(filtered: bool) -> Any:
+    # Typed overloads do not cover SQLModel attributes (typed as plain Python values) beyond a few columns.
     query = sa_select(  # type: ignore[call-overload]
         Rotation.id,
         Rotation.unit_id,

@@ -27,16 +27,18 @@ def enqueue_page(
     with transaction(engine) as session:
         row = outbox.enqueue(
             session,
-            clock=clock,
-            channel=channel,
-            to=phone,
-            template=template,
-            params={"level": level, "category": category, "unit": unit, "title": title, "code": code},
-            dedup_key=f"page:{incident_id}:street:{step}:{phone}:{channel}",
-            incident_id=incident_id,
-            incident_code=code,
-            tier="street",
-            step=step,
+            outbox.message(
+                clock=clock,
+                channel=channel,
+                to=phone,
+                template=template,
+                params={"level": level, "category": category, "unit": unit, "title": title, "code": code},
+                dedup_key=f"page:{incident_id}:street:{step}:{phone}:{channel}",
+                incident_id=incident_id,
+                incident_code=code,
+                tier="street",
+                step=step,
+            ),
         )
         assert row is not None
         return row

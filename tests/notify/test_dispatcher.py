@@ -54,12 +54,14 @@ def _enqueue(engine: Engine, clock: ManualClock, n: int = 1, channel: str = "sms
         for i in range(n):
             row = outbox.enqueue(
                 session,
-                clock=clock,
-                channel=channel,
-                to=f"+86137{i:08d}",
-                template="ack_help",
-                params={},
-                dedup_key=f"{channel}:{i}",
+                outbox.message(
+                    clock=clock,
+                    channel=channel,
+                    to=f"+86137{i:08d}",
+                    template="ack_help",
+                    params={},
+                    dedup_key=f"{channel}:{i}",
+                ),
             )
             assert row is not None
             ids.append(row)

@@ -51,16 +51,18 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
 def _enqueue(session: Session, clock: ManualClock, key: str) -> int | None:
     return outbox.enqueue(
         session,
-        clock=clock,
-        channel="sms",
-        to="+8613800000001",
-        template="incident_page",
-        params=PAGE,
-        dedup_key=key,
-        incident_id=12,
-        incident_code="F3K7",
-        tier="street",
-        step=1,
+        outbox.message(
+            clock=clock,
+            channel="sms",
+            to="+8613800000001",
+            template="incident_page",
+            params=PAGE,
+            dedup_key=key,
+            incident_id=12,
+            incident_code="F3K7",
+            tier="street",
+            step=1,
+        ),
     )
 
 
@@ -88,7 +90,9 @@ def test_enqueue_writes_a_queued_row_with_its_body_and_a_repeat_is_a_noop(engine
 
 def test_enqueue_rejects_an_unknown_channel(engine: Engine, clock: ManualClock) -> None:
     with transaction(engine) as session, pytest.raises(Invalid) as err:
-        outbox.enqueue(session, clock=clock, channel="fax", to="x", template="ack_help", params={}, dedup_key="k")
+        outbox.enqueue(
+            session, outbox.message(clock=clock, channel="fax", to="x", template="ack_help", params={}, dedup_key="k")
+        )
     assert err.value.fields[0].field == "channel"
 
 
