@@ -64,6 +64,7 @@ class _Page:
 
     rows: dict[str, dict[str, Any]]
     entry: Callable[[list[str]], TimelineEntry]
+    own: list[str] = field(default_factory=list)  # the channels whose keys no earlier page of the batch took
 
 
 _BATCH = "escalation.batch"
@@ -84,22 +85,19 @@ def batched(session: Session) -> Iterator[None]:
     finally:
         session.info.pop(_BATCH, None)
     # Reached only when the block succeeded; after an exception the transaction is rolled back anyway.
+    pages = [item for item in pending if isinstance(item, _Page)]
     claimed: set[str] = set()
-    mine: list[tuple[_Page, list[str]]] = []
-    rows: list[dict[str, Any]] = []
+    for page in pages:  # a dedup key that comes twice in the batch belongs to its first page
+        page.own = [ch for ch, row in page.rows.items() if row["dedup_key"] not in claimed]
+        claimed.update(page.rows[ch]["dedup_key"] for ch in page.own)
+    written = outbox.enqueue_many(session, [page.rows[ch] for page in pages for ch in page.own])
     for item in pending:
-        if isinstance(item, _Page):
-            channels = [ch for ch, row in item.rows.items() if row["dedup_key"] not in claimed]
-            claimed.update(item.rows[ch]["dedup_key"] for ch in channels)
-            rows.extend(item.rows[ch] for ch in channels)
-            mine.append((item, channels))
-    written = outbox.enqueue_many(session, rows)
-    sent = {id(page): [ch for ch in channels if page.rows[ch]["dedup_key"] in written] for page, channels in mine}
-    for item in pending:
-        if not isinstance(item, _Page):
+        if isinstance(item, TimelineEntry):
             session.add(item)
-        elif sent[id(item)]:
-            session.add(item.entry(sent[id(item)]))
+            continue
+        sent = [ch for ch in item.own if item.rows[ch]["dedup_key"] in written]
+        if sent:
+            session.add(item.entry(sent))
 
 
 def tier_above(tier: str) -> Tier | None:

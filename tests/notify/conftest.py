@@ -35,14 +35,16 @@ class Simulator:
 
     def idle(self, timeout: float = 10.0) -> None:
         """Wait until no send request is still being handled (one held past the client's timeout included)."""
-        deadline = time.monotonic() + timeout
-        while self.state.requests_in_flight and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._wait_for(lambda: self.state.requests_in_flight, timeout)
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until the simulator has sent every callback it owes (they run in the background)."""
+        self._wait_for(lambda: self.state.pending_tasks, timeout)
+
+    @staticmethod
+    def _wait_for(busy: Callable[[], int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.state.pending_tasks and time.monotonic() < deadline:
+        while busy() and time.monotonic() < deadline:
             time.sleep(0.02)
 
 
