@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import metrics, notify_app, scheduling
+from app import metrics
 from app.auth import tokens
 from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
@@ -29,8 +29,6 @@ from app.routers import (
     agencies,
     audit,
     auth,
-    console,
-    console_incidents,
     health,
     heartbeats,
     incidents,
@@ -43,7 +41,10 @@ from app.routers import (
     units,
     webhooks,
 )
+from app.runtime import notify as notify_app
+from app.runtime import scheduler as scheduling
 from app.schemas import ErrorBody
+from app.web import console, console_incidents
 from app.web import pages as console_pages
 
 log = logging.getLogger("dutyline")

@@ -11,7 +11,7 @@ escalation lateness with 10,000 open unacknowledged incidents.
    one commit) served the same way, same replicas, count and concurrency.
 2. From each 201 to the first SMS the provider accepted: outbox_message.sent_at - incident.created_at.
 3. Lateness: 10,000 open incidents whose next steps fall due spread over one 300 s window; the real
-   tick (app.scheduling.Ticker: every BENCH_TICK seconds, default 1.0 as the setting, and at the next due
+   tick (app.runtime.scheduler.Ticker: every BENCH_TICK seconds, default 1.0 as the setting, and at the next due
    step when that is sooner) runs against a clock that moves with real time; lateness = when a step was
    taken - when it was due.
    Baseline: the bare claim query (SELECT … FOR UPDATE SKIP LOCKED of the due rows, no work).
@@ -48,7 +48,7 @@ from app.incidents.schemas import IncidentCreate
 from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
-from app.scheduling import Ticker
+from app.runtime.scheduler import Ticker
 from bench.benchlib import database, free_port, serve
 from bench.benchlib import percentile as pct
 

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from app.config import get_settings
 from app.db import make_engine
-from app.tables import metadata
+from app.metadata import metadata
 
 config = context.config
 

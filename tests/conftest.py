@@ -21,8 +21,8 @@ from app.clock import ManualClock
 from app.config import Settings
 from app.db import make_engine, reader
 from app.main import create_app
+from app.metadata import metadata
 from app.org import units
-from app.tables import metadata
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 4, 18, 12, 0, tzinfo=SHANGHAI)

@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from app.tables import metadata
+from app.metadata import metadata
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
-from app.incidents import heartbeats
+from app.heartbeats import service as heartbeats
 from app.incidents.schemas import HeartbeatIn, HeartbeatPublic
 from app.routers.deps import ClockDep, PrincipalDep, SessionDep
 

@@ -15,7 +15,7 @@ from app.escalation import engine as escalation
 from app.incidents import codes
 from app.incidents import service as incident_service
 from app.incidents.models import Incident, IncidentTier
-from app.scheduling import Ticker
+from app.runtime.scheduler import Ticker
 from tests.incidents.helpers import fire, in_transaction, key_for, paged, pages, signed_in_as, staff_chain, tick
 
 

@@ -14,8 +14,9 @@ from app.clock import ManualClock
 from app.db import transaction
 from app.notify import outbox
 from app.notify.channels import ChannelMessage, ProviderResult
-from app.notify.dispatcher import DispatchConfig, Dispatcher, TokenBucket, _Outcome
+from app.notify.dispatcher import DispatchConfig, Dispatcher, _Outcome
 from app.notify.models import ErrorClass, OutboxMessage
+from app.notify.ratelimit import TokenBucket
 
 OK = ProviderResult(ErrorClass.ok, provider_id=None)
 

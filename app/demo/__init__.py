@@ -16,11 +16,11 @@ from app.auth import api_keys, tokens
 from app.auth.models import ApiKey
 from app.auth.principal import Principal
 from app.clock import Clock
+from app.demo import roster as roster_demo
 from app.escalation import rules as rules_service
 from app.org import agencies, people
 from app.org.models import Agency, Person
 from app.org.schemas import AgencyCreate, PersonCreate
-from app.roster import demo as roster_demo
 
 ACTOR = Principal.system("demo")
 

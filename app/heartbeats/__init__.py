@@ -1,0 +1,1 @@
+"""Integration heartbeats: agency systems ping; a missed interval pages the city duty officer once."""
