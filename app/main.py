@@ -24,6 +24,9 @@ from app.db import make_engine, max_requests_in_flight, transaction
 from app.errors import DomainError, TooManyRequests
 from app.incidents import acks as incident_acks
 from app.middleware import AccessLog, BodyLimit, InFlightLimit
+from app.notices import acks as notice_acks
+from app.notify import inbound
+from app.rollcall import acks as rollcall_acks
 from app.roster import service as roster_service
 from app.routers import (
     agencies,
@@ -32,8 +35,10 @@ from app.routers import (
     health,
     heartbeats,
     incidents,
+    notices,
     oncall,
     people,
+    rollcalls,
     rosters,
     rules,
     shifts,
@@ -184,11 +189,13 @@ def create_app(
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio, console, console_incidents):  # fmt: skip
+                   heartbeats, webhooks, twilio, console, console_incidents, rollcalls, notices):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     notify_app.install(app, settings)
-    app.state.acknowledger = incident_acks.acknowledge_page
+    app.state.acknowledger = inbound.routed(
+        {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page}, incident_acks.acknowledge_page
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimit, limit=in_flight, exempt=("/healthz", "/sim/"))
     app.add_middleware(AccessLog)

@@ -6,8 +6,10 @@ from app import audit  # noqa: F401
 from app.auth import models as auth_models  # noqa: F401
 from app.escalation import rules as rules_models  # noqa: F401
 from app.incidents import models as incident_models  # noqa: F401
+from app.notices import models as notice_models  # noqa: F401
 from app.notify import models as notify_models  # noqa: F401
 from app.org import models as org_models  # noqa: F401
+from app.rollcall import models as rollcall_models  # noqa: F401
 from app.roster import models as roster_models  # noqa: F401
 
 metadata = SQLModel.metadata

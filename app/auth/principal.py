@@ -30,10 +30,30 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "webhooks:read",
             "webhooks:write",
             "shifts:write",
+            "rollcalls:read",
+            "rollcalls:write",
+            "notices:read",
+            "notices:write",
+            "notices:sign",
+            "instructions:write",
+            "warnings:write",
         }
     ),
     Role.unit_admin: frozenset(
-        {"units:read", "people:read", "people:write", "rosters:read", "rosters:write", "incidents:read", "rules:read"}
+        {
+            "units:read",
+            "people:read",
+            "people:write",
+            "rosters:read",
+            "rosters:write",
+            "incidents:read",
+            "rules:read",
+            "rollcalls:read",
+            "rollcalls:write",
+            "notices:read",
+            "notices:write",
+            "notices:sign",
+        }
     ),
     Role.duty_officer: frozenset(
         {
@@ -45,6 +65,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "incidents:ack",
             "shifts:write",
             "rules:read",
+            "rollcalls:read",
+            "rollcalls:write",
+            "notices:read",
+            "notices:write",
+            "notices:sign",
         }
     ),
     Role.leader: frozenset(
@@ -58,13 +83,31 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "incidents:grade",
             "shifts:write",
             "rules:read",
+            "rollcalls:read",
+            "rollcalls:write",
+            "notices:read",
+            "notices:write",
+            "notices:sign",
+            "instructions:write",
         }
     ),
-    Role.viewer: frozenset({"units:read", "people:read", "rosters:read", "incidents:read", "rules:read"}),
+    Role.viewer: frozenset(
+        {"units:read", "people:read", "rosters:read", "incidents:read", "rules:read", "rollcalls:read", "notices:read"}
+    ),
 }
 
 API_KEY_SCOPES = frozenset(
-    {"incidents:write", "incidents:read", "heartbeats:write", "webhooks:read", "webhooks:write", "units:read"}
+    {
+        "incidents:write",
+        "incidents:read",
+        "heartbeats:write",
+        "webhooks:read",
+        "webhooks:write",
+        "units:read",
+        # An early-warning system posting CAP alerts (POST /api/v1/warnings/cap), and reading what became of them.
+        "warnings:write",
+        "notices:read",
+    }
 )
 
 # A role may only be granted by someone whose own roles rank at least as high.

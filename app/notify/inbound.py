@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
@@ -62,6 +62,18 @@ def default_acknowledger(session: Session, *, clock: Clock, phone: str, page: Ou
     return AckOutcome(ok=True, reply=templates.render("ack_confirmed", {"code": page.incident_code or ""}))
 
 
+def routed(by_subject: Mapping[str, Acknowledger], default: Acknowledger) -> Acknowledger:
+    """One acknowledger for every kind of page: a page about a subject ("rollcall:12") goes to that kind's answer,
+    any other (an incident's) to `default`."""
+
+    def acknowledge(session: Session, *, clock: Clock, phone: str, page: OutboxMessage, via: str) -> AckOutcome:
+        kind = page.subject.split(":", 1)[0] if page.subject else None
+        handler = by_subject.get(kind) if kind else None
+        return (handler or default)(session, clock=clock, phone=phone, page=page, via=via)
+
+    return acknowledge
+
+
 @dataclass(frozen=True)
 class Reply:
     """A parsed SMS reply: an acknowledgement (with an incident code or not), or something else."""
@@ -87,7 +99,7 @@ def pending_page(session: Session, *, phone: str, code: str | None = None) -> Ou
         .where(
             col(OutboxMessage.channel) == Channel.sms.value,
             col(OutboxMessage.recipient) == phone,
-            col(OutboxMessage.incident_id).is_not(None),
+            or_(col(OutboxMessage.incident_id).is_not(None), col(OutboxMessage.subject).is_not(None)),
             col(OutboxMessage.status).in_(_OUT),
             col(OutboxMessage.acknowledged_at).is_(None),
         )

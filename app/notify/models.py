@@ -65,7 +65,11 @@ class OutboxMessage(SQLModel, table=True):
     person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
     # The incidents table comes later; the foreign key is added with it.
     incident_id: int | None = Field(default=None, index=True)
+    # The short code an SMS reply names (`1 <code>`): an incident's, a roll-call's or a notice's.
     incident_code: str | None = Field(default=None, sa_column=Column(String(12), nullable=True, index=True))
+    # What a page outside incidents is about, "<kind>:<id>" (e.g. "rollcall:12", "notice:40"): a reply or a
+    # keypress to it is routed to that kind's answer (see app.notify.inbound.routed).
+    subject: str | None = Field(default=None, sa_column=Column(String(40), nullable=True, index=True))
     tier: str | None = Field(default=None, max_length=16)
     step: int | None = Field(default=None)
     subscription_id: int | None = Field(default=None, foreign_key="webhook_subscription.id", index=True)

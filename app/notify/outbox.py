@@ -70,6 +70,7 @@ def message(
     body: str | None = None,
     subscription_id: int | None = None,
     event_id: str | None = None,
+    subject: str | None = None,
 ) -> dict[str, Any]:
     """A checked outbox row, its text rendered, ready for `enqueue_many`."""
     if channel not in Channel.__members__:
@@ -94,6 +95,7 @@ def message(
         "step": step,
         "subscription_id": subscription_id,
         "event_id": event_id,
+        "subject": subject,
         "status": Status.queued.value,
         "attempts": 0,
         "next_attempt_at": now,
@@ -119,6 +121,16 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     if written:
         session.info[_WAKE_FLAG] = True
     return written
+
+
+def mark_answered(session: Session, *, clock: Clock, subject: str, via: str) -> None:
+    """Every page about `subject` counts as answered, so the next plain "1" from the phone goes to another page."""
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.subject) == subject, col(OutboxMessage.acknowledged_at).is_(None))
+        .values(acknowledged_at=clock.now(), acknowledged_via=via)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def get(session: Session, message_id: int) -> OutboxMessage | None:

@@ -1,0 +1,29 @@
+"""An SMS reply `1 <code>` (or `1`) or a keypress to a notice page signs (签收) for the unit it was sent to,
+provided the sender is still on duty there (or its admin)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.auth import service as auth_service
+from app.clock import Clock
+from app.notices import service as notice_service
+from app.notices.models import Notice, NoticeReceipt
+from app.notify import inbound, templates
+from app.notify.models import OutboxMessage
+from app.org.models import Person, Unit
+
+
+def sign_page(session: Session, *, clock: Clock, phone: str, page: OutboxMessage, via: str) -> inbound.AckOutcome:
+    receipt_id = int((page.subject or "").split(":", 1)[1])
+    receipt = session.get(NoticeReceipt, receipt_id)
+    notice = session.get(Notice, receipt.notice_id) if receipt is not None else None
+    person = session.get(Person, page.person_id) if page.person_id is not None else None
+    unit = session.get(Unit, receipt.unit_id) if receipt is not None else None
+    if receipt is None or notice is None or person is None or unit is None or person.phone != phone:
+        return inbound.AckOutcome(ok=False, reply=templates.render("ack_nothing_pending", {}))
+    actor = auth_service.person_principal(session, person.id or 0)
+    if not notice_service.may_act_for(session, clock=clock, person=person, actor=actor, unit=unit):
+        return inbound.AckOutcome(ok=False, reply=f"您已不在{unit.name}值班,无法签收 {notice.code}")
+    notice_service.sign_receipt(session, clock=clock, notice=notice, receipt=receipt, person=person, via=via)
+    return inbound.AckOutcome(ok=True, reply=templates.render("notice_signed", {"code": notice.code}))
