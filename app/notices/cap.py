@@ -92,10 +92,11 @@ def _schema_error(root: Element) -> Invalid | None:
     where = _dotted(error.path)
     expected = getattr(error, "expected_tags", None) or []
     invalid = getattr(error, "invalid_tag", None)
-    if invalid is not None:
+    # A missing element shows as the next one being unexpected: name the one that was expected there.
+    if expected:
+        where = f"{where}.{_local(str(expected[0])).removeprefix('cap:')}"
+    elif invalid is not None:
         where = f"{where}.{_local(str(invalid))}"
-    elif expected:
-        where = f"{where}.{_local(str(expected[0]))}"
     reason = (error.reason or "does not follow the CAP 1.2 schema").strip()
     return Invalid(f"{where}: {reason}", fields=[FieldError(where, reason)])
 
