@@ -138,6 +138,22 @@ WRITES: dict[str, tuple[Call, set[str]]] = {
         lambda w, h: w.client.post(f"/api/v1/heartbeats/hb{next(_n)}", json={"interval_seconds": 60}, headers=h),
         {"fengtai_key"},
     ),
+    "POST /api/v1/roll-calls": (
+        lambda w, h: w.client.post("/api/v1/roll-calls", json={"unit_code": "110106"}, headers=h),
+        {"city_admin", "fengtai_admin"},
+    ),
+    "POST /api/v1/roll-call-schedules": (
+        lambda w, h: w.client.post("/api/v1/roll-call-schedules", json={"unit_code": "110106"}, headers=h),
+        {"city_admin", "fengtai_admin"},
+    ),
+    "POST /api/v1/notices": (
+        lambda w, h: w.client.post(
+            "/api/v1/notices",
+            json={"title": "通知", "body": "内容", "unit_code": "110106", "to": {"scope": "children"}},
+            headers=h,
+        ),
+        {"city_admin", "fengtai_admin"},
+    ),
 }
 
 # Writes whose authority is tested elsewhere, with where.
@@ -161,6 +177,12 @@ ELSEWHERE = {
     "POST /api/v1/incidents/{incident_id}/close": "tests/incidents/test_api.py",
     "DELETE /api/v1/webhook-subscriptions/{subscription_id}": "tests/notify/test_webhooks.py",
     "POST /api/v1/webhook-deliveries/{delivery_id}/replay": "tests/notify/test_webhooks.py",
+    "POST /api/v1/roll-calls/{roll_call_id}/answer": "only the person at the post (tests/rollcall/test_api.py)",
+    "POST /api/v1/notices/{notice_id}/sign": "only the person on duty or the admin (tests/notices/test_api.py)",
+    "POST /api/v1/notices/{notice_id}/feedback": "as signing (tests/notices/test_api.py)",
+    "POST /api/v1/notices/{notice_id}/forward": "as signing, to one's own subtree (tests/notices/test_api.py)",
+    "POST /api/v1/incidents/{incident_id}/instructions": "a leader on the chain (tests/notices/test_instructions.py)",
+    "POST /api/v1/warnings/cap": "a key with warnings:write, in its scope (tests/notices/test_cap.py)",
 }
 
 

@@ -35,6 +35,9 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "end": "04-20 08:30",
         "name": "119接警系统",
         "shift_start": "08:30",
+        "caller": "北京市",
+        "label": "红色预警",
+        "issuer": "北京市",
     }
     for name in templates.TEMPLATES:
         assert "{" not in templates.render(name, sample), name
