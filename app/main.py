@@ -50,7 +50,9 @@ from app.runtime import notify as notify_app
 from app.runtime import scheduler as scheduling
 from app.schemas import ErrorBody
 from app.web import console, console_incidents
+from app.web import notices as console_notices
 from app.web import pages as console_pages
+from app.web import rollcall as console_rollcall
 
 log = logging.getLogger("dutyline")
 
@@ -189,7 +191,8 @@ def create_app(
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio, console, console_incidents, rollcalls, notices):  # fmt: skip
+                   heartbeats, webhooks, twilio, console, console_incidents, rollcalls, notices, console_rollcall,
+                   console_notices):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     notify_app.install(app, settings)
