@@ -59,6 +59,23 @@ class Settings(BaseSettings):
     )
     check_in_grace_minutes: int = Field(15, ge=1, le=720, validation_alias=_env("DUTYLINE_CHECK_IN_GRACE_MINUTES"))
 
+    # Hazard register (issue 16).
+    data_dir: str = Field("./var", validation_alias=_env("DUTYLINE_DATA_DIR"))
+    hazard_categories: str | None = Field(None, validation_alias=_env("DUTYLINE_HAZARD_CATEGORIES"))
+    hazard_escalate_days: int = Field(3, ge=1, le=60, validation_alias=_env("DUTYLINE_HAZARD_ESCALATE_DAYS"))
+    hazard_photo_location: str = Field(
+        "strip", pattern="^(strip|keep)$", validation_alias=_env("DUTYLINE_HAZARD_PHOTO_LOCATION")
+    )
+
+    @field_validator("hazard_categories")
+    @classmethod
+    def _categories(cls, value: str | None) -> str | None:
+        if value:
+            from app.hazards import categories
+
+            categories.parse(value)
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

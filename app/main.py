@@ -46,6 +46,7 @@ from app.routers import (
     units,
     webhooks,
 )
+from app.routers import hazards as hazard_routes
 from app.runtime import notify as notify_app
 from app.runtime import scheduler as scheduling
 from app.schemas import ErrorBody
@@ -195,11 +196,12 @@ def create_app(
                    console_notices):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
+    hazard_routes.install(app, settings)
     notify_app.install(app, settings)
     app.state.acknowledger = inbound.routed(
         {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page}, incident_acks.acknowledge_page
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=hazard_routes.UPLOAD_LIMITS)
     app.add_middleware(InFlightLimit, limit=in_flight, exempt=("/healthz", "/sim/"))
     app.add_middleware(AccessLog)
     return app

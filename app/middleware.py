@@ -58,19 +58,26 @@ class InFlightLimit:
 
 
 class BodyLimit:
-    """Refuses request bodies over `max_bytes` with 413, whether or not Content-Length is declared."""
+    """Refuses request bodies over `max_bytes` with 413, whether or not Content-Length is declared.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `larger` lifts the limit for uploads under a path prefix (photos, problem lists), never below `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = sorted(((p, max(n, max_bytes)) for p, n in (larger or {}).items()), key=lambda x: -len(x[0]))
+
+    def _limit(self, path: str) -> int:
+        return next((n for prefix, n in self.larger if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
             return
         seen = 0
         started = False
@@ -80,7 +87,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
@@ -94,10 +101,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        start, body = _error(413, "payload_too_large", f"request body exceeds {self.max_bytes} bytes")
+    async def _refuse(self, send: Send, limit: int) -> None:
+        start, body = _error(413, "payload_too_large", f"request body exceeds {limit} bytes")
         await send(start)
         await send({"type": "http.response.body", "body": body})
 

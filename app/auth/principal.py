@@ -37,6 +37,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:sign",
             "instructions:write",
             "warnings:write",
+            "hazards:read",
+            "hazards:write",
+            "hazards:verify",
         }
     ),
     Role.unit_admin: frozenset(
@@ -53,6 +56,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:read",
             "notices:write",
             "notices:sign",
+            "hazards:read",
+            "hazards:write",
+            "hazards:verify",
         }
     ),
     Role.duty_officer: frozenset(
@@ -70,6 +76,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:read",
             "notices:write",
             "notices:sign",
+            "hazards:read",
         }
     ),
     Role.leader: frozenset(
@@ -89,11 +96,24 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:write",
             "notices:sign",
             "instructions:write",
+            "hazards:read",
+            "hazards:verify",
         }
     ),
     Role.viewer: frozenset(
-        {"units:read", "people:read", "rosters:read", "incidents:read", "rules:read", "rollcalls:read", "notices:read"}
+        {
+            "units:read",
+            "people:read",
+            "rosters:read",
+            "incidents:read",
+            "rules:read",
+            "rollcalls:read",
+            "notices:read",
+            "hazards:read",
+        }
     ),
+    # Inspectors (排查人员) find and register hazards and follow their rectification; they verify nothing.
+    Role.inspector: frozenset({"units:read", "rosters:read", "hazards:read", "hazards:write"}),
 }
 
 API_KEY_SCOPES = frozenset(
@@ -111,7 +131,14 @@ API_KEY_SCOPES = frozenset(
 )
 
 # A role may only be granted by someone whose own roles rank at least as high.
-ROLE_RANK: dict[str, int] = {Role.viewer: 0, Role.duty_officer: 1, Role.leader: 1, Role.unit_admin: 2, Role.admin: 3}
+ROLE_RANK: dict[str, int] = {
+    Role.viewer: 0,
+    Role.inspector: 1,
+    Role.duty_officer: 1,
+    Role.leader: 1,
+    Role.unit_admin: 2,
+    Role.admin: 3,
+}
 
 
 def permissions_for_roles(roles: Iterable[str]) -> frozenset[str]:

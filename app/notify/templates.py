@@ -63,6 +63,9 @@ TEMPLATES: dict[str, str] = {
     "notice_update": "【{label}更新】{issuer}:{title}。请于{minutes}分钟内回复 1 {code} 重新签收",
     "notice_cancel": "【{label}解除】{issuer}:{title}({code})已解除,无需回复",
     "notice_signed": "已签收 {code}",
+    "hazard_reminder": "【隐患整改提醒】{unit}{venue}{level}隐患({code})整改期限{deadline},还有{days}天,请按期完成",
+    "hazard_overdue": "【隐患逾期】{unit}{venue}{level}隐患({code})已过整改期限{deadline},请督促整改",
+    "hazard_escalated": "【隐患逾期督办】{lower_unit}{venue}{level}隐患({code})逾期{days}天未整改,请{unit}督办",
 }
 
 # Parameters whose value may be shortened so the whole text fits one segment.
@@ -75,6 +78,9 @@ _SHORTENABLE = {
     "notice_overdue": "title",
     "notice_update": "title",
     "notice_cancel": "title",
+    "hazard_reminder": "venue",
+    "hazard_overdue": "venue",
+    "hazard_escalated": "venue",
 }
 
 

@@ -21,6 +21,7 @@ class Role(StrEnum):
     duty_officer = "duty_officer"
     leader = "leader"
     viewer = "viewer"
+    inspector = "inspector"  # reports hazards (隐患排查) within their unit's subtree
 
 
 class AgencyKind(StrEnum):
