@@ -38,12 +38,16 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "caller": "北京市",
         "label": "红色预警",
         "issuer": "北京市",
+        "venue": "右安门医院",
+        "deadline": "04-25",
+        "days": 3,
     }
     for name in templates.TEMPLATES:
         assert "{" not in templates.render(name, sample), name
     assert "带班领导" in templates.render("roster_gap", sample)
     assert "首报" in templates.render("report_overdue", sample)
     assert "F 3 K 7" in templates.render("voice_page", sample)
+    assert "还有3天" in templates.render("hazard_reminder", sample | {"code": "HABC234", "level": "重大"})
     with pytest.raises(Invalid) as err:
         templates.render("incident_page", {"level": "III"})
     assert err.value.fields[0].field == "params" and "title" in err.value.message
