@@ -33,6 +33,7 @@ class World:
     clock: ManualClock
     headers: dict[str, dict[str, str]]
     person_id: int
+    hazard_id: int | None = None
 
 
 @pytest.fixture
@@ -77,6 +78,31 @@ def _cover(w: World) -> dict[str, Any]:
 def _rules(w: World) -> dict[str, Any]:
     body: dict[str, Any] = w.client.get("/api/v1/response-rules", headers=w.headers["city_admin"]).json()
     return body
+
+
+def _hazard_body(w: World) -> dict[str, Any]:
+    found = w.clock.now()
+    return {
+        "unit_code": "110106001",
+        "venue": f"场所{next(_n)}",
+        "venue_category": "hospital",
+        "level": "general",
+        "found_at": found.isoformat(),
+        "source": "inspection",
+        "responsible_org": "某医院",
+        "responsible_person": "王院长",
+        "responsible_phone": "13800138000",
+        "deadline": (found + timedelta(days=7)).date().isoformat(),
+    }
+
+
+def _hazard(w: World) -> int:
+    """A hazard of 右安门街道, made by the city admin (once per test)."""
+    if w.hazard_id is None:
+        r = w.client.post("/api/v1/hazards", json=_hazard_body(w), headers=w.headers["city_admin"])
+        assert r.status_code == 201, r.text
+        w.hazard_id = int(r.json()["id"])
+    return w.hazard_id
 
 
 Call = Callable[[World, dict[str, str]], Any]
@@ -134,6 +160,16 @@ WRITES: dict[str, tuple[Call, set[str]]] = {
         ),
         {"city_admin", "fengtai_key"},
     ),
+    "POST /api/v1/hazards": (
+        lambda w, h: w.client.post("/api/v1/hazards", json=_hazard_body(w), headers=h),
+        {"city_admin", "fengtai_admin"},
+    ),
+    "POST /api/v1/hazards/{hazard_id}/plan": (
+        lambda w, h: w.client.post(
+            f"/api/v1/hazards/{_hazard(w)}/plan", json={"measures": "清理通道", "person": "王院长"}, headers=h
+        ),
+        {"city_admin", "fengtai_admin"},
+    ),
     "POST /api/v1/heartbeats/{name}": (
         lambda w, h: w.client.post(f"/api/v1/heartbeats/hb{next(_n)}", json={"interval_seconds": 60}, headers=h),
         {"fengtai_key"},
@@ -183,6 +219,12 @@ ELSEWHERE = {
     "POST /api/v1/notices/{notice_id}/forward": "as signing, to one's own subtree (tests/notices/test_api.py)",
     "POST /api/v1/incidents/{incident_id}/instructions": "a leader on the chain (tests/notices/test_instructions.py)",
     "POST /api/v1/warnings/cap": "a key with warnings:write, in its scope (tests/notices/test_cap.py)",
+    "POST /api/v1/hazards/import": "a row outside one's scope is a 422 naming it (tests/hazards/test_lists.py)",
+    "POST /api/v1/hazards/{hazard_id}/photos": "tests/hazards/test_photos.py",
+    "POST /api/v1/hazards/{hazard_id}/submit": "state and role (tests/hazards/test_api.py)",
+    "POST /api/v1/hazards/{hazard_id}/verify": "leader; tier above if major (tests/hazards/test_api.py)",
+    "POST /api/v1/hazards/{hazard_id}/extension": "the tier above (tests/hazards/test_api.py)",
+    "POST /api/v1/hazards/{hazard_id}/listing": "district or city, major only (tests/hazards/test_api.py)",
 }
 
 
