@@ -1,7 +1,7 @@
 """hazards
 
 Revision ID: d1a0hazard01
-Revises: c5a0incident1
+Revises: d7a1duty0001
 Create Date: 2026-12-01 08:43:23.846202
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import app.db  # noqa: F401  (autogenerate writes app.db.UTCDateTime)
 
 
 revision: str = 'd1a0hazard01'
-down_revision: str | None = 'c5a0incident1'
+down_revision: str | None = 'd7a1duty0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
