@@ -1,18 +1,42 @@
 """The hazard pages in a real browser: an inspector reports from a phone-sized screen with a photo, the district
-verifies on a desktop; no page scrolls sideways at 390 px."""
+lists it on a desktop; no page scrolls sideways at 390 px."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.clock import ManualClock
+from app.config import Settings
+from app.main import create_app
 from tests.factories import PASSWORD, make_person
 from tests.hazards.helpers import DISTRICT, STREET, image_bytes
+from tests.notify.live import LiveServer
 
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def hazards_url(engine: Engine, clock: ManualClock, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """The whole app on a loopback port, its photos kept in the test's own data directory."""
+    server = LiveServer()
+    settings = Settings(
+        DATABASE_URL=database_url,
+        DUTYLINE_SECRET_KEY="test-secret-key-not-for-production",
+        DUTYLINE_LOG_FORMAT="text",
+        PUBLIC_BASE_URL=server.url,
+        DUTYLINE_DISPATCHER=False,
+        DUTYLINE_SCHEDULER=False,
+        DUTYLINE_DATA_DIR=str(tmp_path / "data"),
+    )
+    server.start(create_app(settings, engine=engine, clock=clock))
+    yield server.url
+    server.stop()
 
 
 def sign_in(page: Any, base: str, username: str) -> None:
@@ -29,8 +53,9 @@ def no_sideways_scroll(page: Any) -> None:
 
 
 def test_report_on_a_phone_and_verify_on_a_desktop(
-    browser: Any, console_url: str, session: Session, clock: ManualClock, tmp_path: Path
+    browser: Any, hazards_url: str, session: Session, clock: ManualClock, tmp_path: Path
 ) -> None:
+    console_url = hazards_url
     inspector = make_person(session, clock, unit=STREET, roles=["inspector"], name="李排查")
     leader = make_person(session, clock, unit=DISTRICT, roles=["leader"], name="区领导")
     shot = tmp_path / "site.jpg"
