@@ -43,9 +43,10 @@ def draw(schedule: RollCallSchedule, unit: Unit, day: date) -> list[datetime]:
 
 
 def plan(schedule: RollCallSchedule, unit: Unit, now: datetime) -> None:
-    """Draw the next day's instants once the planned ones are used up; set the timer to the earliest."""
+    """Once the planned instants are used up, draw the next day's (those still ahead); set the timer to the earliest.
+
+    An instant already due stays planned (two drawn close together both fire, one tick apart)."""
     planned = [datetime.fromisoformat(t) for t in schedule.planned]
-    planned = [t for t in planned if t > now]
     day = now.astimezone(zone_of(unit)).date() - timedelta(days=1)  # yesterday's window may still be open
     drawn = date.fromisoformat(schedule.drawn_for) if schedule.drawn_for else None
     for _ in range(4):
