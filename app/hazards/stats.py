@@ -58,7 +58,7 @@ def per_child(
     group: Any = {Tier.city: Hazard.district_code, Tier.district: Hazard.street_code}.get(
         Tier(root.tier), Hazard.street_code
     )
-    chased = col(Hazard.status).in_(hazard_service.CHASED_STATUSES) & (col(Hazard.due_at) <= now)
+    chased = hazard_service.overdue_clause(now)
     stmt = sa_select(
         group,
         func.count(),

@@ -52,7 +52,8 @@ def test_the_list_filters_by_unit_status_level_category_and_overdue(
 ) -> None:
     t = team(client, session, clock)
     major = create(client, t["inspector"], clock)
-    general = create(client, t["inspector"], clock, level="general", basis="", venue_category="ebike", venue="小区车棚")
+    general = create(client, t["inspector"], clock, level="general", basis="", venue_category="ebike", venue="小区车棚",
+                     deadline="2026-04-24")  # fmt: skip
     elsewhere = create(client, t["other_inspector"], clock, unit_code=OTHER_STREET, venue="某养老院",
                        venue_category="elderly_care")  # fmt: skip
 
@@ -74,6 +75,14 @@ def test_the_list_filters_by_unit_status_level_category_and_overdue(
     listed = client.get("/api/v1/hazards?overdue=true&limit=1", headers=t["district_leader"]).json()
     assert listed["total"] == 3 and len(listed["items"]) == 1
     assert listed["items"][0]["days_overdue"] == 1
+    # Overdue first, page by page: the street's two overdue (oldest deadline first), then the rest, newest first.
+    later = create(client, t["inspector"], clock, deadline="2026-05-30")
+    pages = [client.get(f"/api/v1/hazards?unit={STREET}&sort=overdue&limit=1&offset={n}", headers=t["inspector"]).json()
+             for n in range(4)]  # fmt: skip
+    assert [p["items"][0]["code"] if p["items"] else None for p in pages] == [
+        general["code"], major["code"], later["code"], None,
+    ]  # fmt: skip
+    assert all(p["total"] == 3 for p in pages)
 
 
 def test_bad_reports_are_refused_naming_the_field_and_nothing_is_written(
