@@ -51,6 +51,29 @@ class Settings(BaseSettings):
     webhook_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_WEBHOOK_RATE_PER_SECOND"))
     webhook_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_WEBHOOK_TIMEOUT_SECONDS"))
 
+    # Delivery in mainland China (issue 14, PRODUCT.md §8): routes by number prefix, the providers' own variables.
+    sms_routes: str = Field("+86=aliyun,tencent;*=twilio", validation_alias=_env("DUTYLINE_SMS_ROUTES"))
+    voice_routes: str = Field("+86=aliyun;*=twilio", validation_alias=_env("DUTYLINE_VOICE_ROUTES"))
+    alibaba_access_key_id: str | None = Field(None, validation_alias=_env("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+    alibaba_access_key_secret: str | None = Field(
+        None, validation_alias=_env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), repr=False
+    )
+    aliyun_sms_sign_name: str | None = Field(None, validation_alias=_env("ALIYUN_SMS_SIGN_NAME"))
+    aliyun_voice_show_number: str | None = Field(None, validation_alias=_env("ALIYUN_VOICE_SHOW_NUMBER"))
+    aliyun_sms_endpoint: str | None = Field(None, validation_alias=_env("ALIYUN_SMS_ENDPOINT"))
+    aliyun_voice_endpoint: str | None = Field(None, validation_alias=_env("ALIYUN_VOICE_ENDPOINT"))
+    tencent_secret_id: str | None = Field(None, validation_alias=_env("TENCENTCLOUD_SECRET_ID"))
+    tencent_secret_key: str | None = Field(None, validation_alias=_env("TENCENTCLOUD_SECRET_KEY"), repr=False)
+    tencent_sms_sdk_app_id: str | None = Field(None, validation_alias=_env("TENCENT_SMS_SDK_APP_ID"))
+    tencent_sms_sign_name: str | None = Field(None, validation_alias=_env("TENCENT_SMS_SIGN_NAME"))
+    tencent_sms_endpoint: str | None = Field(None, validation_alias=_env("TENCENT_SMS_ENDPOINT"))
+    # Pull receipts with PullSmsSendStatus (it must be enabled in Tencent's console); push is the default.
+    tencent_sms_pull: bool = Field(False, validation_alias=_env("TENCENT_SMS_PULL_STATUS"))
+    provider_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_PROVIDER_TIMEOUT_SECONDS"))
+    # The secret in the receipt and reply URLs given to Alibaba Cloud and Tencent Cloud (their pushes are not
+    # signed). None: generated on first run and kept in the database.
+    callback_token: str | None = Field(None, validation_alias=_env("DUTYLINE_CALLBACK_TOKEN"), repr=False)
+
     # Escalation and roster alerts (issues 3 and 5).
     scheduler: bool = Field(True, validation_alias=_env("DUTYLINE_SCHEDULER"))
     tick_seconds: float = Field(1.0, gt=0, le=60, validation_alias=_env("DUTYLINE_TICK_SECONDS"))
@@ -83,6 +106,14 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("sms_routes", "voice_routes")
+    @classmethod
+    def _routes(cls, value: str) -> str:
+        from app.notify.providers.routing import parse_routes  # a pure parser; no settings cycle
+
+        parse_routes(value)
         return value
 
     @field_validator("public_base_url")

@@ -41,7 +41,7 @@ from app.notify.ratelimit import TokenBucket
 
 log = logging.getLogger("dutyline.notify")
 
-FAIL_AT_ONCE = frozenset({ErrorClass.invalid_recipient, ErrorClass.permanent})
+FAIL_AT_ONCE = frozenset({ErrorClass.recipient_invalid, ErrorClass.template_invalid, ErrorClass.permanent})
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 

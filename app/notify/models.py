@@ -40,9 +40,16 @@ FINAL = frozenset({Status.delivered, Status.failed, Status.undelivered})
 
 
 class ErrorClass(StrEnum):
+    """What a provider's answer means for one recipient (PRODUCT.md §8)."""
+
     ok = "ok"
     rate_limited = "rate_limited"
-    invalid_recipient = "invalid_recipient"
+    # The number can never get this message (not a mobile, not a valid number, unsubscribed): no provider will.
+    recipient_invalid = "recipient_invalid"
+    # The provider rejects the template, its parameters or the sign name: its binding must be fixed.
+    template_invalid = "template_invalid"
+    # Credentials, balance or a suspended account: an operator can fix it while the message waits.
+    account = "account"
     transient = "transient"
     permanent = "permanent"
 
@@ -82,6 +89,8 @@ class OutboxMessage(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # The last attempt may have reached the provider (a timeout, a lost lease): check before sending again.
     uncertain: bool = Field(default=False)
+    # Which provider carried it (twilio, aliyun, tencent, …): set by the send that went out, or the last tried.
+    provider: str | None = Field(default=None, max_length=16)
     provider_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True, unique=True))
     provider_status: str | None = Field(default=None, max_length=32)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -103,6 +103,14 @@ def _prepare(params: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+def display_values(template: str, params: dict[str, Any]) -> dict[str, str]:
+    """The parameters as the text shows them (category and role names in Chinese, the code spelled out), for
+    providers that fill approved templates themselves (app.notify.message_templates)."""
+    if template not in TEMPLATES:
+        raise Invalid.field("template", f"unknown template {template!r}")
+    return _prepare(params)
+
+
 def render(template: str, params: dict[str, Any]) -> str:
     """The text of a template with its parameters; a missing parameter is an Invalid naming it."""
     if template not in TEMPLATES:

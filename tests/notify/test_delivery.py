@@ -80,7 +80,7 @@ def test_under_failures_and_timeouts_every_message_ends_and_none_is_sent_twice(
     for row in rows:
         if row.status != "delivered":
             assert row.last_error, f"message {row.id} ended {row.status} without a reason"
-    assert {r.id for r in rows if r.error_class == "invalid_recipient"} == {rows[i].id for i in bad}
+    assert {r.id for r in rows if r.error_class == "recipient_invalid"} == {rows[i].id for i in bad}
     assert simulator.state.duplicates() == {}
     counted = simulator.state.sends_by_key
     assert {str(r.id) for r in rows if r.status != "failed"} <= set(counted)

@@ -138,7 +138,7 @@ def test_backoff_grows_exponentially_and_honours_retry_after(engine: Engine, clo
 
 def test_permanent_errors_fail_at_once_and_retries_give_up(engine: Engine, clock: ManualClock) -> None:
     provider = ScriptedProvider(
-        ProviderResult(ErrorClass.invalid_recipient, error="twilio 400 error 21211: invalid To"),
+        ProviderResult(ErrorClass.recipient_invalid, error="twilio 400 error 21211: invalid To"),
         *[ProviderResult(ErrorClass.transient, error="timeout", uncertain=True)] * 3,
     )
     dispatcher = _dispatcher(engine, clock, provider)

@@ -1,7 +1,8 @@
 """Channels: one small interface, `send(message) -> ProviderResult`, for every way a message leaves.
 
 A send never raises for a provider problem: it returns an error class the dispatcher acts on
-(retry transient and rate-limited ones, fail invalid recipients and permanent errors at once).
+(retry transient, rate-limited and account ones; fail invalid recipients, invalid templates and permanent
+errors at once). SMS and voice reach their providers through `app.notify.providers.routing.RoutedChannel`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ class ChannelMessage:
     incident_code: str | None = None
     event_id: str | None = None
     secret: str | None = None
+    # The provider of the previous attempt (which one to ask whether it went through).
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Failover:
+    """A provider passed over for one send, and why (it goes on the incident's timeline)."""
+
+    provider: str
+    error_class: ErrorClass
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class ProviderResult:
     # The attempt may have reached the provider (a timeout): the next attempt checks before sending again.
     uncertain: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # The provider that answered (the one that carried the message when ok).
+    provider: str | None = None
+    # The providers of the route tried before this one, in order.
+    failovers: tuple[Failover, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -115,11 +115,13 @@ def classify(exc: Exception) -> ProviderResult:
         code = int(exc.code) if isinstance(exc.code, int | str) and str(exc.code).isdigit() else None
         reason = f"twilio {exc.status}" + (f" error {code}" if code else "") + f": {exc.msg}"
         if code in INVALID_RECIPIENT_CODES:
-            return ProviderResult(ErrorClass.invalid_recipient, error=reason)
+            return ProviderResult(ErrorClass.recipient_invalid, error=reason)
         if exc.status == 429:
             return ProviderResult(ErrorClass.rate_limited, error=reason)
         # 401/403 are credentials, fixable by an operator while the message waits; 5xx is Twilio's trouble.
-        if exc.status >= 500 or exc.status in (401, 403, 408):
+        if exc.status in (401, 403):
+            return ProviderResult(ErrorClass.account, error=reason)
+        if exc.status >= 500 or exc.status == 408:
             return ProviderResult(ErrorClass.transient, error=reason)
         return ProviderResult(ErrorClass.permanent, error=reason)
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
