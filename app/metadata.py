@@ -8,6 +8,7 @@ from app.escalation import rules as rules_models  # noqa: F401
 from app.hazards import models as hazard_models  # noqa: F401
 from app.incidents import models as incident_models  # noqa: F401
 from app.notices import models as notice_models  # noqa: F401
+from app.notify import message_templates as message_template_models  # noqa: F401
 from app.notify import models as notify_models  # noqa: F401
 from app.org import models as org_models  # noqa: F401
 from app.rollcall import models as rollcall_models  # noqa: F401

@@ -34,8 +34,9 @@ from sqlmodel import Session, col, select
 
 from app.clock import Clock
 from app.db import is_postgres, reader, transaction
-from app.notify import outbox
+from app.notify import delivery, outbox
 from app.notify.channels import Channel, ChannelMessage, ChannelUnavailable, ProviderResult
+from app.notify.delivery import DeliveryEvent, Observer
 from app.notify.models import ErrorClass, OutboxMessage, Status, WebhookSubscription
 from app.notify.ratelimit import TokenBucket
 
@@ -92,8 +93,11 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         config: DispatchConfig | None = None,
         rng: random.Random | None = None,
+        observers: list[Observer] | None = None,
     ) -> None:
         self.engine = engine
+        # Called in the transaction that records outcomes, with the failovers and failures in it.
+        self.observers: list[Observer] = observers if observers is not None else []
         self.clock = clock
         self.channels = dict(channels)
         self.config = config or DispatchConfig()
@@ -241,6 +245,7 @@ class Dispatcher:
                     t.c.incident_code,
                     t.c.event_id,
                     t.c.subscription_id,
+                    t.c.provider,
                 )
                 .where(due)
                 .order_by(t.c.next_attempt_at, t.c.id)
@@ -290,6 +295,7 @@ class Dispatcher:
                 uncertain=bool(r.uncertain) or r.id in orphans,
                 incident_code=r.incident_code,
                 event_id=r.event_id,
+                provider=r.provider,
                 secret=secrets.get(r.subscription_id) if r.subscription_id else None,
             )
             for r in take
@@ -323,14 +329,25 @@ class Dispatcher:
             return _Outcome(message, ProviderResult(ErrorClass.transient, error=f"internal error: {exc!r}"))
 
     def _adopt_previous(self, channel: Channel, message: ChannelMessage) -> ProviderResult | None:
+        """Ask the provider whether the interrupted attempt went out: its result to record (ok: adopted, an
+        error: cannot tell yet, try later), or None to send."""
+        check = getattr(channel, "went_through", None)
         lookup = getattr(channel, "previous_sends", None)
-        if lookup is None:
-            return None
+        provider: str | None = None
         try:
-            candidates: list[str] = lookup(message)
+            if check is not None:
+                found: ProviderResult | None = check(message)
+                if found is None or "candidates" not in found.extra:
+                    return found
+                candidates: list[str] = list(found.extra["candidates"])
+                provider = found.provider
+            elif lookup is not None:
+                candidates = lookup(message)
+            else:
+                return None
         except Exception as exc:
             reason = f"cannot check a previous attempt: {exc!r}"
-            return ProviderResult(ErrorClass.transient, error=reason, uncertain=True)
+            return ProviderResult(ErrorClass.transient, error=reason, uncertain=True, provider=message.provider)
         if not candidates:
             return None
         with Session(reader(self.engine)) as session:
@@ -340,7 +357,7 @@ class Dispatcher:
         free = [sid for sid in candidates if sid not in taken]
         if not free:
             return None
-        return ProviderResult(ErrorClass.ok, provider_id=free[0], extra={"adopted": True})
+        return ProviderResult(ErrorClass.ok, provider_id=free[0], extra={"adopted": True}, provider=provider)
 
     def _backoff(self, attempts: int, result: ProviderResult) -> timedelta:
         base = min(self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2 ** max(0, attempts - 1))
@@ -377,9 +394,17 @@ class Dispatcher:
         done: list[dict[str, object]] = []
         retry: list[dict[str, object]] = []
         fail: list[dict[str, object]] = []
+        events: list[DeliveryEvent] = []
         for outcome in outcomes:
             message, result = outcome.message, outcome.result
-            key = {"b_id": message.id, "b_attempts": message.attempts}
+            key = {"b_id": message.id, "b_attempts": message.attempts, "b_provider": result.provider}
+            carried = result.provider if result.ok else None
+            events += [
+                DeliveryEvent(
+                    "failover", message.id, message.channel, f.provider, f.error_class.value, f.reason, carried
+                )
+                for f in result.failovers
+            ]
             if result.ok:
                 done.append(
                     key
@@ -406,6 +431,16 @@ class Dispatcher:
                         "b_class": result.error_class.value,
                     }
                 )
+                events.append(
+                    DeliveryEvent(
+                        "failed",
+                        message.id,
+                        message.channel,
+                        result.provider,
+                        result.error_class.value,
+                        prefix + (result.error or result.error_class.value),
+                    )
+                )
                 report.failed += 1
             else:
                 retry.append(
@@ -427,6 +462,7 @@ class Dispatcher:
                 .where(held)
                 .values(
                     status=bindparam("b_status"),
+                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
                     provider_id=func.coalesce(bindparam("b_provider_id"), t.c.provider_id),
                     sent_at=func.coalesce(t.c.sent_at, bindparam("b_sent_at")),
                     delivered_at=bindparam("b_delivered_at"),
@@ -443,6 +479,7 @@ class Dispatcher:
                 .where(held)
                 .values(
                     status=Status.queued.value,
+                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
                     last_error=bindparam("b_error"),
                     error_class=bindparam("b_class"),
                     next_attempt_at=bindparam("b_next"),
@@ -458,6 +495,7 @@ class Dispatcher:
                 .where(held)
                 .values(
                     status=Status.failed.value,
+                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
                     last_error=bindparam("b_error"),
                     error_class=bindparam("b_class"),
                     lease_until=None,
@@ -465,4 +503,6 @@ class Dispatcher:
                 .execution_options(synchronize_session=False),
                 fail,
             )
+        if events and self.observers:
+            delivery.notify(self.observers, session, self.clock, events)
         return report

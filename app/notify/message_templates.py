@@ -213,7 +213,7 @@ def demo_document() -> TemplatesDocument:
                 template_id=_demo_id(provider, name),
                 params=order,
                 text=_placeholders(templates.TEMPLATES[name], order, provider),
-                max_length={p: limit for p in order},
+                max_length=dict.fromkeys(order, limit),
             )
         providers[provider] = ProviderTemplates(sign_name="应急值守", templates=bindings)
     return TemplatesDocument.model_validate({"providers": providers})

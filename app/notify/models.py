@@ -121,3 +121,15 @@ class WebhookSubscription(SQLModel, table=True):
     active: bool = Field(default=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ProviderPush(SQLModel, table=True):
+    """One item of a provider's receipt or reply push, by its natural key: a repeated push is applied once."""
+
+    __tablename__ = "provider_push"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    provider: str = Field(max_length=16)
+    kind: str = Field(max_length=16)
+    received_at: datetime = Field(sa_type=UTCDateTime)

@@ -81,7 +81,9 @@ class AliyunSms:
         binding = doc.binding(NAME, message.template)
         sign = doc.sign_name(NAME, message.template) or self.sign_name
         if binding is None:
-            return ProviderResult(ErrorClass.template_invalid, error=f"template {message.template} is not bound for aliyun")
+            return ProviderResult(
+                ErrorClass.template_invalid, error=f"template {message.template} is not bound for aliyun"
+            )
         if not sign:
             return ProviderResult(ErrorClass.account, error="no sign name (ALIYUN_SMS_SIGN_NAME)")
         values = message_templates.variable_values(binding, message.template, message.params)

@@ -73,7 +73,9 @@ class AliyunVoice:
         if start is None or on_key is None or bye is None:
             missing = [n for n, b in ((message.template, start), ("voice_ack_confirmed", on_key),
                                       ("voice_no_input", bye)) if b is None]  # fmt: skip
-            return ProviderResult(ErrorClass.template_invalid, error=f"not bound for aliyun voice: {', '.join(missing)}")
+            return ProviderResult(
+                ErrorClass.template_invalid, error=f"not bound for aliyun voice: {', '.join(missing)}"
+            )
         values = dict(message_templates.variable_values(start, message.template, message.params))
         request = vms_models.IvrCallRequest(
             called_number=national(message.to),
@@ -92,4 +94,6 @@ class AliyunVoice:
             return classify(exc)
         if body.code == "OK":
             return ProviderResult(ErrorClass.ok, provider_id=body.call_id)
-        return ProviderResult(CODES.get(body.code or "", ErrorClass.transient), error=f"aliyun {body.code}: {body.message}")
+        return ProviderResult(
+            CODES.get(body.code or "", ErrorClass.transient), error=f"aliyun {body.code}: {body.message}"
+        )

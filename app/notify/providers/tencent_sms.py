@@ -110,7 +110,9 @@ class TencentSms:
         binding = doc.binding(NAME, message.template)
         sign = doc.sign_name(NAME, message.template) or self.sign_name
         if binding is None:
-            return ProviderResult(ErrorClass.template_invalid, error=f"template {message.template} is not bound for tencent")
+            return ProviderResult(
+                ErrorClass.template_invalid, error=f"template {message.template} is not bound for tencent"
+            )
         if not sign:
             return ProviderResult(ErrorClass.account, error="no sign name (TENCENT_SMS_SIGN_NAME)")
         request = sms_models.SendSmsRequest()
@@ -118,7 +120,9 @@ class TencentSms:
         request.SmsSdkAppId = self.sdk_app_id
         request.SignName = sign
         request.TemplateId = binding.template_id
-        request.TemplateParamSet = [v for _, v in message_templates.variable_values(binding, message.template, message.params)]
+        request.TemplateParamSet = [
+            v for _, v in message_templates.variable_values(binding, message.template, message.params)
+        ]
         request.SessionContext = str(message.id)
         try:
             response = self.client.SendSms(request)

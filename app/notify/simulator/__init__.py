@@ -1,5 +1,5 @@
 """A Twilio-compatible simulator: the demo and the tests exercise the real SMS and voice path against it."""
 
-from app.notify.simulator.app import SimulatorConfig, SimulatorState, create_simulator, standalone
+from app.notify.simulator.app import ProviderApis, SimulatorConfig, SimulatorState, create_simulator, standalone
 
-__all__ = ["SimulatorConfig", "SimulatorState", "create_simulator", "standalone"]
+__all__ = ["ProviderApis", "SimulatorConfig", "SimulatorState", "create_simulator", "standalone"]

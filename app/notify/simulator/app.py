@@ -5,6 +5,10 @@ Mounted at `/sim` (in the demo app, or in a small standalone app for tests), so 
 timeouts (created, but the answer is held back past the client's timeout) are configurable, so the
 pipeline's retries and its "never twice" rule can be checked. Each send is counted by its dedup key:
 the outbox id our service passes in the StatusCallback (or answer) URL as `?oid=`.
+
+The mainland providers (Alibaba Cloud SMS and voice, Tencent Cloud SMS) have a module each
+(`aliyun.py`, `tencent.py`) on the same state and inbox; their APIs are served at the root path, where the
+SDKs post, by `ProviderApis` (see `provider_apis`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -28,8 +32,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 from twilio.request_validator import RequestValidator
+
+from app.notify.message_templates import TemplatesDocument
+from app.notify.simulator import aliyun, tencent
+from app.notify.simulator.common import ProviderSim
 
 API = "/2010-04-01/Accounts/{account}"
 
@@ -49,6 +60,25 @@ class SimulatorConfig:
     inbound_url: str | None = None
     invalid_numbers: set[str] = field(default_factory=set)
     seed: int | None = None
+    # The mainland providers: the key pairs their SDKs must sign with, and where their pushes go.
+    aliyun_access_key_id: str = "LTAI5tSimulator000000000"
+    aliyun_access_key_secret: str = "simulator-aliyun-access-key-secret"
+    tencent_secret_id: str = "AKIDsimulator0000000000000000000000"
+    tencent_secret_key: str = "simulator-tencent-secret-key"
+    tencent_sdk_app_id: str = "1400000000"
+    aliyun_sms_report_url: str | None = None
+    aliyun_sms_up_url: str | None = None
+    aliyun_voice_report_url: str | None = None
+    tencent_sms_status_url: str | None = None
+    tencent_sms_reply_url: str | None = None
+    # Provider → "rate_limited" | "timeout" | "down" (None: healthy).
+    faults: dict[str, str | None] = field(default_factory=dict)
+    # Provider → sends per number per (Beijing) day before it answers with its daily-limit code.
+    daily_limits: dict[str, int] = field(default_factory=dict)
+    # Chance that a push (receipt, reply) is sent twice, as the providers do now and then.
+    repeat_rate: float = 0.0
+    # The approved templates (None: the demo document).
+    templates: TemplatesDocument | None = None
 
 
 class SimulatorState:
@@ -68,6 +98,7 @@ class SimulatorState:
         self.requests_in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
+        self.providers = ProviderSim(self)
 
     def reset(self) -> None:
         with self.lock:
@@ -77,6 +108,7 @@ class SimulatorState:
             self.sends_by_key.clear()
             self.injected.clear()
             self.callback_errors.clear()
+            self.providers.reset()
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -208,7 +240,13 @@ class Digits(BaseModel):
     digits: str
 
 
+Fault = Literal["rate_limited", "timeout", "down"]
+
+
 class ConfigPatch(BaseModel):
+    faults: dict[Literal["aliyun", "tencent", "twilio"], Fault | None] | None = None
+    daily_limits: dict[Literal["aliyun", "tencent"], int | None] | None = None
+    repeat_rate: float | None = None
     latency: float | None = None
     failure_rate: float | None = None
     timeout_rate: float | None = None
@@ -230,6 +268,15 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         cfg = state.config
         if cfg.latency:
             await asyncio.sleep(cfg.latency)
+        fault = cfg.faults.get("twilio")
+        if fault in ("down", "rate_limited"):
+            with state.lock:
+                state.injected[f"twilio_{fault}"] += 1
+            return (
+                _error(429, 20429, "Too Many Requests")
+                if fault == "rate_limited"
+                else _error(503, 20503, "Service Unavailable")
+            )
         if cfg.failure_rate and state.rng.random() < cfg.failure_rate:
             with state.lock:
                 state.injected[f"{kind}_failure"] += 1
@@ -240,7 +287,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
 
     async def _hold_if_timeout(kind: str) -> None:
         cfg = state.config
-        if cfg.timeout_rate and state.rng.random() < cfg.timeout_rate:
+        if cfg.faults.get("twilio") == "timeout" or (cfg.timeout_rate and state.rng.random() < cfg.timeout_rate):
             with state.lock:
                 state.injected[f"{kind}_timeout"] += 1
             await asyncio.sleep(cfg.timeout_hold)
@@ -293,6 +340,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         callback = str(form["StatusCallback"]) if form.get("StatusCallback") else None
         message: dict[str, Any] = {
             "sid": _sid("SM"),
+            "provider": "twilio",
             "to": to,
             "from": str(form.get("From", "")),
             "body": body,
@@ -382,6 +430,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         url = str(form.get("Url", ""))
         call: dict[str, Any] = {
             "sid": _sid("CA"),
+            "provider": "twilio",
             "to": to,
             "from": str(form.get("From", "")),
             "url": url,
@@ -415,9 +464,18 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         """A phone sends an SMS to the service number: signed like Twilio and posted to the inbound URL.
         A TwiML <Message> in the answer becomes an SMS back to that phone, as Twilio would send it."""
         cfg = state.config
+        phone, body = reply["from"], reply.get("body", "")
+        with state.lock:
+            last = next((m for m in reversed(state.messages) if m["to"] == phone), None)
+        if last is not None and last.get("provider") in ("aliyun", "tencent"):
+            # A mainland phone answers the provider that texted it; the confirmation comes as a new SMS.
+            module = aliyun if last["provider"] == "aliyun" else tencent
+            with state.lock:
+                state.inbound.append({"provider": last["provider"], "From": phone, "Body": body})
+            status = await module.reply(state.providers, phone, body, last["from"])
+            return {"status": status, "replies": [], "provider": last["provider"]}
         if not cfg.inbound_url:
             return {"status": None, "replies": [], "error": "no inbound_url configured"}
-        phone, body = reply["from"], reply.get("body", "")
         params = {
             "MessageSid": _sid("SM"),
             "SmsSid": "",
@@ -467,6 +525,8 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
             call = next((c for c in state.calls if c["sid"] == sid), None)
         if call is None:
             return JSONResponse({"error": "no such call"}, status_code=404)  # type: ignore[return-value]
+        if call.get("provider") == "aliyun":
+            return await aliyun.press(state.providers, call, data.digits)
         if not call["gather_action"]:
             return {"status": None, "say": [], "error": "the call is not waiting for keys"}
         params = {
@@ -485,6 +545,15 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         await _call_status(call, "completed", "completed")
         return {"status": response.status_code if response else None, "say": says}
 
+    @router.post("/calls/{sid}/hangup")
+    async def hang_up(sid: str, answered: bool = False) -> dict[str, Any]:
+        """The callee does not answer (or hangs up without a key): an Alibaba Cloud call's receipt says so."""
+        with state.lock:
+            call = next((c for c in state.calls if c["sid"] == sid), None)
+        if call is None or call.get("provider") != "aliyun":
+            return JSONResponse({"error": "no such Alibaba Cloud call"}, status_code=404)  # type: ignore[return-value]
+        return await aliyun.hang_up(state.providers, call, answered=answered)
+
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
         with state.lock:
@@ -495,6 +564,8 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
                 "duplicates": {k: n for k, n in state.sends_by_key.items() if n > 1},
                 "injected": dict(state.injected),
                 "callback_errors": list(state.callback_errors),
+                "by_provider": dict(Counter(m.get("provider", "twilio") for m in state.messages)),
+                "pushes": len(state.providers.pushes),
             }
 
     @router.post("/reset")
@@ -504,16 +575,51 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
 
     @router.patch("/config")
     async def configure(patch: ConfigPatch) -> dict[str, Any]:
-        for key, value in patch.model_dump(exclude_none=True).items():
-            setattr(state.config, key, value)
-        return {k: v for k, v in vars(state.config).items() if k != "auth_token" and k != "invalid_numbers"}
+        changes = patch.model_dump(exclude_unset=True)
+        for key in ("faults", "daily_limits"):
+            if changes.get(key) is not None:
+                merged = {**getattr(state.config, key), **changes.pop(key)}
+                setattr(state.config, key, {k: v for k, v in merged.items() if v is not None})
+            changes.pop(key, None)
+        for key, value in changes.items():
+            if value is not None:
+                setattr(state.config, key, value)
+        hidden = {"auth_token", "invalid_numbers", "aliyun_access_key_secret", "tencent_secret_key", "templates"}
+        return {k: v for k, v in vars(state.config).items() if k not in hidden and not k.endswith("_url")}
 
     app.include_router(router)
     return app
 
 
+async def _provider_call(request: StarletteRequest, state: SimulatorState) -> Response:
+    if request.headers.get("x-acs-action"):
+        return await aliyun.handle(request, state.providers)
+    return await tencent.handle(request, state.providers)
+
+
+class ProviderApis:
+    """ASGI middleware: a request to the root path carrying `x-acs-action` (Alibaba Cloud) or `X-TC-Action`
+    (Tencent Cloud) is an SDK call for the simulator; everything else goes on to the app."""
+
+    def __init__(self, app: ASGIApp, state: SimulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("POST", "GET"):
+            names = {k for k, _ in scope["headers"]}
+            if b"x-acs-action" in names or b"x-tc-action" in names:
+                response = await _provider_call(StarletteRequest(scope, receive), self.state)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def standalone(config: SimulatorConfig | None = None) -> tuple[Starlette, SimulatorState]:
-    """The simulator mounted at /sim in an app of its own (what the tests and the benchmark serve)."""
+    """The simulator mounted at /sim in an app of its own (what the tests and the benchmark serve), the
+    mainland providers' APIs at its root."""
     sim = create_simulator(config)
+    state: SimulatorState = sim.state.sim
     outer = Starlette(routes=[Mount("/sim", app=sim)])
-    return outer, sim.state.sim
+    outer.add_middleware(ProviderApis, state=state)
+    return outer, state
