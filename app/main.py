@@ -23,6 +23,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine, max_requests_in_flight, transaction
 from app.errors import DomainError, TooManyRequests
 from app.incidents import acks as incident_acks
+from app.incidents import delivery as incident_delivery
 from app.middleware import AccessLog, BodyLimit, InFlightLimit
 from app.notices import acks as notice_acks
 from app.notify import inbound
@@ -32,9 +33,11 @@ from app.routers import (
     agencies,
     audit,
     auth,
+    callbacks,
     health,
     heartbeats,
     incidents,
+    message_templates,
     notices,
     oncall,
     people,
@@ -170,6 +173,7 @@ def create_app(
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
         notify_app.start(app)
         app.state.metrics, lateness = metrics.build_registry(app.state.engine, app.state.clock)
+        notify_app.install_metrics(app)
         scheduler = (
             scheduling.build(app.state.engine, app.state.clock, settings, lateness) if settings.scheduler else None
         )
@@ -192,8 +196,8 @@ def create_app(
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio, console, console_incidents, rollcalls, notices, console_rollcall,
-                   console_notices):  # fmt: skip
+                   heartbeats, webhooks, twilio, callbacks, message_templates, console, console_incidents, rollcalls,
+                   notices, console_rollcall, console_notices):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     hazard_routes.install(app, settings)
@@ -201,6 +205,7 @@ def create_app(
     app.state.acknowledger = inbound.routed(
         {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page}, incident_acks.acknowledge_page
     )
+    app.state.delivery_observers.append(incident_delivery.on_delivery)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=hazard_routes.UPLOAD_LIMITS)
     app.add_middleware(InFlightLimit, limit=in_flight, exempt=("/healthz", "/sim/"))
     app.add_middleware(AccessLog)

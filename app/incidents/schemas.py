@@ -149,6 +149,7 @@ class NotificationPublic(BaseModel):
     step: int | None
     status: str
     attempts: int
+    provider: str | None = Field(default=None, description="who carried it: twilio, aliyun, tencent")
     provider_id: str | None
     created_at: datetime
     sent_at: datetime | None

@@ -397,7 +397,7 @@ class Dispatcher:
         events: list[DeliveryEvent] = []
         for outcome in outcomes:
             message, result = outcome.message, outcome.result
-            key = {"b_id": message.id, "b_attempts": message.attempts, "b_provider": result.provider}
+            key: dict[str, object] = {"b_id": message.id, "b_attempts": message.attempts, "b_provider": result.provider}
             carried = result.provider if result.ok else None
             events += [
                 DeliveryEvent(

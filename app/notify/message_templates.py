@@ -111,7 +111,8 @@ class TemplatesDocument(BaseModel):
         if book is None:
             return None
         binding = book.templates.get(template)
-        return (binding.sign_name if binding is not None else None) or book.sign_name
+        sign: str | None = (binding.sign_name if binding is not None else None) or book.sign_name
+        return sign
 
 
 def _check(provider: str, name: str, binding: Binding) -> list[str]:

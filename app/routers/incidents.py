@@ -137,6 +137,7 @@ def notifications(incident_id: Id, session: SessionDep, principal: PrincipalDep)
             step=m.step,
             status=m.status,
             attempts=m.attempts,
+            provider=m.provider,
             provider_id=m.provider_id,
             created_at=m.created_at,
             sent_at=m.sent_at,

@@ -110,6 +110,9 @@ def service(
         "DUTYLINE_SIMULATOR": "off",
         "DUTYLINE_DISPATCHER": False,
         "DUTYLINE_DISPATCH_CONCURRENCY": 8,
+        # These tests exercise Twilio for every number; the mainland routes have tests of their own.
+        "DUTYLINE_SMS_ROUTES": "*=twilio",
+        "DUTYLINE_VOICE_ROUTES": "*=twilio",
     } | service_options
     settings = Settings(**options)
     app = create_app(settings, engine=engine, clock=clock)
