@@ -263,6 +263,11 @@ class Simulator:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.proxy.port}/sim"
 
+    @property
+    def root(self) -> str:
+        """Where the Alibaba Cloud and Tencent Cloud SDKs post (the simulator's root path, through the proxy)."""
+        return f"http://127.0.0.1:{self.proxy.port}"
+
     def stats(self) -> dict[str, Any]:
         return dict(httpx.get(f"http://127.0.0.1:{self.port}/sim/stats", timeout=30).json())
 
@@ -295,6 +300,9 @@ def replica_env(url: str, sim: Simulator, port: int, **extra: str) -> dict[str, 
         "DUTYLINE_DISPATCH_BACKOFF_MAX_SECONDS": "8",
         "DUTYLINE_DISPATCH_MAX_ATTEMPTS": "30",
         "DUTYLINE_DB_POOL_SIZE": "5",
+        # Every number by the Twilio simulator; the mainland drill routes +86 through Alibaba Cloud and Tencent.
+        "DUTYLINE_SMS_ROUTES": "*=twilio",
+        "DUTYLINE_VOICE_ROUTES": "*=twilio",
     }
     env.update(extra)
     return env

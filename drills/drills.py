@@ -30,6 +30,7 @@ from common import (  # drills/ is on sys.path: the script runs from it
     BIN,
     LOGS,
     ROOT,
+    SIM,
     Outcome,
     Replica,
     RssSampler,
@@ -466,6 +467,116 @@ def drill_provider(size: Size) -> Outcome:
     return out
 
 
+# ---- 4b. the mainland route: Alibaba Cloud rate-limited, then down; Tencent Cloud carries the pages ----
+
+CALLBACK_TOKEN = "drill-callback-token-0123456789"
+
+
+def mainland_env(sim: Simulator) -> dict[str, str]:
+    return {
+        "DUTYLINE_SMS_ROUTES": "+86=aliyun,tencent;*=twilio",
+        "DUTYLINE_VOICE_ROUTES": "+86=aliyun;*=twilio",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": SIM.aliyun_access_key_id,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SIM.aliyun_access_key_secret,
+        "ALIYUN_SMS_SIGN_NAME": "应急值守",
+        "ALIYUN_VOICE_SHOW_NUMBER": "01066666110",
+        "ALIYUN_SMS_ENDPOINT": sim.root,
+        "ALIYUN_VOICE_ENDPOINT": sim.root,
+        "TENCENTCLOUD_SECRET_ID": SIM.tencent_secret_id,
+        "TENCENTCLOUD_SECRET_KEY": SIM.tencent_secret_key,
+        "TENCENT_SMS_SDK_APP_ID": SIM.tencent_sdk_app_id,
+        "TENCENT_SMS_SIGN_NAME": "应急值守",
+        "TENCENT_SMS_ENDPOINT": sim.root,
+        "TENCENT_SMS_PULL_STATUS": "true",
+        "DUTYLINE_CALLBACK_TOKEN": CALLBACK_TOKEN,
+        "DUTYLINE_PROVIDER_TIMEOUT_SECONDS": "2",
+    }
+
+
+def drill_mainland(size: Size) -> Outcome:
+    count = max(120, size.incidents // 10)
+    phase = size.provider_down
+    out = Outcome(f"mainland route: Alibaba Cloud rate-limited {phase:.0f} s, then down {phase:.0f} s; Tencent carries")
+    with fresh_schema() as url:
+        inst = install(url, window=max(size.window, 8))
+        sim = Simulator()
+        replicas = _start_replicas("mainland", url, sim, 2, **mainland_env(sim))
+        bases = [r.base for r in replicas]
+        base = bases[0]
+        sim.configure(
+            repeat_rate=0.1,
+            callbacks={
+                "aliyun_sms_report_url": f"{base}/callbacks/aliyun/{CALLBACK_TOKEN}/sms-report",
+                "aliyun_sms_up_url": f"{base}/callbacks/aliyun/{CALLBACK_TOKEN}/sms-up",
+                "aliyun_voice_report_url": f"{base}/callbacks/aliyun/{CALLBACK_TOKEN}/voice-report",
+                "tencent_sms_status_url": f"{base}/callbacks/tencent/{CALLBACK_TOKEN}/sms-status",
+                "tencent_sms_reply_url": f"{base}/callbacks/tencent/{CALLBACK_TOKEN}/sms-reply",
+            },
+        )
+        timing: dict[str, float] = {}
+        try:
+
+            def faults() -> None:
+                sim.configure(faults={"aliyun": "rate_limited"})
+                log(f"aliyun: rate-limited on every send for {phase:.0f} s")
+                timing["limited"] = time.monotonic()
+                time.sleep(phase)
+                sim.configure(faults={"aliyun": "down"})
+                log(f"aliyun: down for {phase:.0f} s")
+                time.sleep(phase)
+                sim.configure(faults={"aliyun": None})
+                timing["up"] = time.monotonic()
+                log("aliyun: back")
+
+            def during(n: int) -> None:
+                if n == count // 4:
+                    threading.Thread(target=faults, daemon=True).start()
+
+            with RssSampler(replicas) as rss:
+                intake = storm(inst, lambda: bases, count=count, rate=min(size.rate, 4), tag="mainland", during=during)
+                while "up" not in timing:
+                    time.sleep(0.5)
+                waited = wait_settled(url, timeout=_settle_bound(size) + 60, channels=("sms", "voice"))
+                log(f"settled {waited:.0f} s after Alibaba Cloud came back")
+            out.counts["memory per replica (peak RSS)"] = rss.report()
+            out.counts["intake statuses"] = dict(intake.statuses)
+            stats = sim.stats()
+            out.counts["simulator injected faults"] = stats["injected"]
+            out.counts["messages by provider (simulator)"] = stats["by_provider"]
+            dups = verify_pages(url, sim, out, accepted=intake.accepted, window=inst.window)
+            out.counts["lateness p99 (not enforced here)"] = round(out.counts.pop("_lateness_p99"), 3)
+            _allowed_duplicates(url, dups, out)
+            engine = engine_for(url)
+            with engine.connect() as conn:
+                providers = dict(
+                    conn.execute(
+                        text(
+                            "SELECT coalesce(provider, '-') || ' ' || status, count(*) FROM outbox_message "
+                            "WHERE channel IN ('sms','voice') GROUP BY 1"
+                        )
+                    ).all()
+                )
+                failovers = conn.execute(text("SELECT count(*) FROM timeline_entry WHERE kind = 'failover'")).scalar()
+            engine.dispose()
+            out.counts["pages by provider and status"] = providers
+            out.counts["failover entries on timelines"] = failovers
+            out.check(stats["by_provider"].get("tencent", 0) > 0, "Tencent carried no page during the faults")
+            out.check(stats["by_provider"].get("aliyun", 0) > 0, "Alibaba Cloud carried no page outside the faults")
+            out.check(bool(failovers), "no failover is on any timeline")
+            out.check(
+                stats["injected"].get("aliyun_rate_limited", 0) > 0 and stats["injected"].get("aliyun_down", 0) > 0,
+                "the faults were not hit",
+            )
+            out.check(
+                not stats["injected"].get("aliyun_rejected_signature")
+                and not stats["injected"].get("tencent_rejected_signature"),
+                "the simulator rejected SDK signatures",
+            )
+        finally:
+            _stop(replicas, sim)
+    return out
+
+
 # ---- 5. bad input: every operation fuzzed from the OpenAPI document ----
 
 FUZZ_CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
@@ -511,6 +622,7 @@ DRILLS = {
     "crash": drill_crash,
     "outage": drill_outage,
     "provider": drill_provider,
+    "mainland": drill_mainland,
     "fuzz": drill_fuzz,
 }
 

@@ -321,3 +321,24 @@ class TemplateBook:
     @classmethod
     def fixed(cls, document: TemplatesDocument) -> TemplateBook:
         return cls(lambda: document, ttl=float("inf"))
+
+
+def approval_table(document: TemplatesDocument | None = None) -> str:
+    """The texts to submit for approval, per provider, as a Markdown table (docs/operations.md)."""
+    doc = document or demo_document()
+    lines: list[str] = []
+    for provider, book in doc.providers.items():
+        lines += [
+            f"### {provider}",
+            "",
+            "| logical template | demo id | text to get approved | variables |",
+            "|---|---|---|---|",
+        ]
+        for name, b in sorted(book.templates.items()):
+            lines.append(f"| `{name}` | `{b.template_id}` | {b.text} | {', '.join(b.params) or '—'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(approval_table())  # noqa: T201

@@ -9,6 +9,7 @@ that passes proves the SDK is configured right. Answers are in Alibaba Cloud's s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -88,6 +89,8 @@ async def handle(request: Request, state: ProviderSim) -> Response:
             problem,
             "Specified signature is not matched with our calculation.",
         )
+    if cfg.latency:
+        await asyncio.sleep(cfg.latency)
     params = dict(parse_qsl(request.url.query, keep_blank_values=True))
     fault = cfg.faults.get("aliyun")
     if fault == "down":

@@ -243,7 +243,15 @@ class Digits(BaseModel):
 Fault = Literal["rate_limited", "timeout", "down"]
 
 
+CallbackName = Literal[
+    "aliyun_sms_report_url", "aliyun_sms_up_url", "aliyun_voice_report_url", "tencent_sms_status_url",
+    "tencent_sms_reply_url",
+]  # fmt: skip
+
+
 class ConfigPatch(BaseModel):
+    # Where the mainland providers' pushes go (a standalone simulator does not know our URLs).
+    callbacks: dict[CallbackName, str] | None = None
     faults: dict[Literal["aliyun", "tencent", "twilio"], Fault | None] | None = None
     daily_limits: dict[Literal["aliyun", "tencent"], int | None] | None = None
     repeat_rate: float | None = None
@@ -576,6 +584,8 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
     @router.patch("/config")
     async def configure(patch: ConfigPatch) -> dict[str, Any]:
         changes = patch.model_dump(exclude_unset=True)
+        for name, url in (changes.pop("callbacks", None) or {}).items():
+            setattr(state.config, name, url)
         for key in ("faults", "daily_limits"):
             if changes.get(key) is not None:
                 merged = {**getattr(state.config, key), **changes.pop(key)}

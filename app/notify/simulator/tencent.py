@@ -9,6 +9,7 @@ callbacks as JSON arrays, now and then twice; PullSmsSendStatus(ByPhoneNumber) r
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -85,6 +86,8 @@ async def handle(request: Request, state: ProviderSim) -> Response:
         params: dict[str, Any] = json.loads(body or b"{}")
     except ValueError:
         return _error("InvalidParameter", "the body is not JSON")
+    if cfg.latency:
+        await asyncio.sleep(cfg.latency)
     fault = cfg.faults.get("tencent")
     if fault == "down":
         state.count("tencent_down")

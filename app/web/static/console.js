@@ -102,7 +102,8 @@
             by[number].forEach(function (m) {
               var row = document.createElement("div"); row.className = "sms";
               var meta = document.createElement("div"); meta.className = "muted";
-              meta.textContent = new Date(m.created).toLocaleString("zh-CN", { hour12: false }) + " · " + (m.status || "");
+              var via = { aliyun: "阿里云", tencent: "腾讯云", twilio: "Twilio" }[m.provider] || m.provider || "";
+              meta.textContent = new Date(m.created).toLocaleString("zh-CN", { hour12: false }) + " · " + via + " · " + (m.status || "");
               var body = document.createElement("div"); body.className = "body"; body.textContent = m.body;
               row.appendChild(meta); row.appendChild(body); list.appendChild(row);
             });
