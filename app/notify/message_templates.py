@@ -15,6 +15,7 @@ also the texts to submit for approval when going live (docs/operations.md).
 from __future__ import annotations
 
 import re
+import string
 import threading
 import time
 import zlib
@@ -53,6 +54,12 @@ _LINK = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\b[a-z0-9-]+\.(?:com|cn|net|or
 _PHONE = re.compile(r"\+?\d{7,}|\b\d{3,4}-\d{7,8}\b|\b1\d{2}[\s-]\d{4}[\s-]\d{4}\b")
 _ALIYUN_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TENCENT_VAR = re.compile(r"\{(\d+)\}")
+
+
+def text_fields(template: str) -> list[str]:
+    """The placeholders of a logical template's text, in order (parameters, and values derived from them)."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(templates.TEMPLATES[template]) if f]
+    return list(dict.fromkeys(fields))
 
 
 def logical_templates(provider: str) -> list[str]:
@@ -122,7 +129,7 @@ def _check(provider: str, name: str, binding: Binding) -> list[str]:
     if name not in logical_templates(provider):
         kind = "voice" if provider in VOICE_PROVIDERS else "SMS"
         return [f"{name!r} is not sent by {kind}; {provider} cannot bind it"]
-    known = set(templates.names(name)) | ({"code_spoken"} if "code" in templates.names(name) else set())
+    known = set(templates.names(name)) | set(text_fields(name))
     unknown = [p for p in binding.params if p not in known]
     if unknown:
         problems.append(f"params {', '.join(unknown)} are not parameters of {name!r} ({', '.join(sorted(known))})")
@@ -208,7 +215,7 @@ def demo_document() -> TemplatesDocument:
     for provider in PROVIDERS:
         bindings: dict[str, Binding] = {}
         for name in logical_templates(provider):
-            order = list(dict.fromkeys(templates.names(name)))
+            order = text_fields(name)
             limit = min(VARIABLE_LIMIT[provider], 20)
             bindings[name] = Binding(
                 template_id=_demo_id(provider, name),

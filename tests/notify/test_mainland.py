@@ -262,3 +262,26 @@ def _with(body: dict[str, Any], provider: str, template: str, **changes: Any) ->
     providers = {k: {**v, "templates": dict(v["templates"])} for k, v in body["providers"].items()}
     providers[provider]["templates"][template] = providers[provider]["templates"][template] | changes
     return {"providers": providers}
+
+
+def test_with_both_mainland_providers_down_pages_wait_and_go_out_once_when_one_is_back(
+    service: Service,
+    simulator: Simulator,
+    clock: ManualClock,
+    staff: Staff,
+    key: dict[str, str],
+    phone: Callable[[str], Phone],
+) -> None:
+    simulator.http.patch("/config", json={"faults": {"aliyun": "down", "tencent": "down"}}).raise_for_status()
+    inc = _incident(service, key)
+    report = service.dispatcher.drain()
+    assert report.claimed == 2 and report.retried == 2 and report.sent == 0
+    assert simulator.state.messages == []
+    # Alibaba Cloud stays down; Tencent comes back: at the next attempt the pages go by Tencent, once each.
+    simulator.http.patch("/config", json={"faults": {"tencent": None}}).raise_for_status()
+    clock.advance(seconds=60)
+    phone(staff("street", "duty_officer").phone).expect_sms(inc["code"])
+    phone(staff("district", "duty_officer").phone).expect_sms(inc["code"])
+    assert {m["provider"] for m in simulator.state.messages} == {"tencent"}
+    assert simulator.state.duplicates() == {}
+    assert simulator.state.injected["aliyun_down"] >= 2 and simulator.state.injected["tencent_down"] >= 2
