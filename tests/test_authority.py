@@ -105,6 +105,11 @@ def _hazard(w: World) -> int:
     return w.hazard_id
 
 
+def _templates(w: World) -> dict[str, Any]:
+    body: dict[str, Any] = w.client.get("/api/v1/message-templates", headers=w.headers["city_admin"]).json()
+    return body
+
+
 Call = Callable[[World, dict[str, str]], Any]
 
 # endpoint → (how to call it, the actors allowed)
@@ -152,6 +157,10 @@ WRITES: dict[str, tuple[Call, set[str]]] = {
     ),
     "PUT /api/v1/response-rules": (
         lambda w, h: w.client.put("/api/v1/response-rules", json=_rules(w), headers=h),
+        {"city_admin"},
+    ),
+    "PUT /api/v1/message-templates": (
+        lambda w, h: w.client.put("/api/v1/message-templates", json=_templates(w), headers=h),
         {"city_admin"},
     ),
     "POST /api/v1/webhook-subscriptions": (
