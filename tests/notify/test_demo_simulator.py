@@ -21,7 +21,7 @@ from tests.notify.pages import enqueue_page
 def _inbox(base: str, phone: str, count: int) -> list[dict[str, Any]]:
     inbox: list[dict[str, Any]] = []
     for _ in range(250):
-        inbox = httpx.get(f"{base}/sim/messages", params={"to": phone}).json()
+        inbox = httpx.get(f"{base}/sim/messages", params={"to": phone}, timeout=30).json()
         if len(inbox) >= count:
             break
         time.sleep(0.02)
@@ -49,7 +49,7 @@ def test_without_credentials_the_built_in_simulator_carries_pages_and_replies(
             ("aliyun", "【应急值守】[III级火灾]右安门街道:某医院住院部起火。编号D3M0,回复1签收")
         ]
         # The reply goes in through Alibaba Cloud's SmsUp push; the confirmation comes back as an SMS.
-        r = httpx.post(f"{server.url}/sim/messages", json={"from": "+8613800000011", "body": "1"})
+        r = httpx.post(f"{server.url}/sim/messages", json={"from": "+8613800000011", "body": "1"}, timeout=30)
         assert r.json() == {"status": 200, "replies": [], "provider": "aliyun"}
         inbox = _inbox(server.url, "+8613800000011", 2)
         assert [(m["provider"], m["body"]) for m in inbox[1:]] == [("aliyun", "【应急值守】已签收 D3M0")]
@@ -59,7 +59,7 @@ def test_without_credentials_the_built_in_simulator_carries_pages_and_replies(
         # Any other number still goes by Twilio (its simulator), and a reply is answered in TwiML.
         enqueue_page(engine, clock, phone="+12025550123", incident_id=4, code="D3M1")
         assert [m["provider"] for m in _inbox(server.url, "+12025550123", 1)] == ["twilio"]
-        r = httpx.post(f"{server.url}/sim/messages", json={"from": "+12025550123", "body": "1"})
+        r = httpx.post(f"{server.url}/sim/messages", json={"from": "+12025550123", "body": "1"}, timeout=30)
         assert r.json() == {"status": 200, "replies": ["已签收 D3M1"]}
     finally:
         server.stop()

@@ -77,6 +77,8 @@ class SimulatorConfig:
     daily_limits: dict[str, int] = field(default_factory=dict)
     # Chance that a push (receipt, reply) is sent twice, as the providers do now and then.
     repeat_rate: float = 0.0
+    # Least seconds between a mainland send and its receipt.
+    report_delay: float = 0.3
     # The approved templates (None: the demo document).
     templates: TemplatesDocument | None = None
 

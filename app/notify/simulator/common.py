@@ -93,8 +93,9 @@ class ProviderSim:
         await asyncio.sleep(self.config.timeout_hold)
 
     async def delivery_wait(self) -> None:
-        if self.config.delivery_delay:
-            await asyncio.sleep(self.config.delivery_delay)
+        # A carrier takes a moment to deliver: a report never comes before the send's answer has been read
+        # (Tencent's report names only its SerialNo, which the sender learns from that answer).
+        await asyncio.sleep(max(self.config.delivery_delay, self.config.report_delay))
 
     def final_status(self) -> str:
         rate = self.config.undelivered_rate
