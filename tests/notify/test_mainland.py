@@ -240,7 +240,8 @@ def test_the_message_templates_document_is_validated_on_write(
 
         missing = {"providers": {k: v for k, v in doc["providers"].items() if k != "tencent"}}
         r = http.put("/api/v1/message-templates", json=missing)
-        assert r.status_code == 422 and "tencent.incident_page" in r.json()["message"]
+        assert r.status_code == 422 and "missing: tencent." in r.json()["message"]
+        assert "providers.tencent.templates.incident_page" in {e["field"] for e in r.json()["errors"]}
 
         linked = _with(body, "tencent", "incident_page", text="[{1}级{2}]{3}:{4}。编号{5},详见 www.example.cn")
         r = http.put("/api/v1/message-templates", json=linked)
