@@ -1,7 +1,7 @@
 """mainland_providers
 
 Revision ID: d14a0provid1
-Revises: d1a0hazard01
+Revises: d2a0hazard02
 Create Date: 2026-12-01 08:42:47.255712
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import app.db  # noqa: F401  (autogenerate writes app.db.UTCDateTime)
 
 
 revision: str = 'd14a0provid1'
-down_revision: str | None = 'd1a0hazard01'
+down_revision: str | None = 'd2a0hazard02'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
