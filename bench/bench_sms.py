@@ -184,7 +184,7 @@ def baseline_aliyun(root_url: str, n: int) -> float:
             "PhoneNumbers": f"138{i:08d}",
             "SignName": "应急值守",
             "TemplateCode": template.template_id,
-            "TemplateParam": json.dumps(values, ensure_ascii=False),
+            "TemplateParam": json.dumps(values),
             "OutId": f"base{i}",
         }
         headers = {
@@ -215,7 +215,7 @@ def baseline_aliyun(root_url: str, n: int) -> float:
 
 def _thread_client(local: threading.local, clients: list[httpx.Client]) -> httpx.Client:
     if not hasattr(local, "http"):
-        local.http = httpx.Client(limits=httpx.Limits(max_connections=2))
+        local.http = httpx.Client(limits=httpx.Limits(max_connections=2), timeout=30)
         clients.append(local.http)
     client: httpx.Client = local.http
     return client

@@ -91,7 +91,9 @@ class AliyunSms:
             phone_numbers=national(message.to),
             sign_name=sign,
             template_code=binding.template_id,
-            template_param=json.dumps(dict(values), ensure_ascii=False) if values else None,
+            # \uXXXX escapes: one percent-escape per character in the query string instead of three, which
+            # urllib3 re-scans byte by byte several times per request (the SDK's largest CPU cost, profiled).
+            template_param=json.dumps(dict(values)) if values else None,
             out_id=str(message.id),
         )
 

@@ -81,7 +81,7 @@ class AliyunVoice:
             called_number=national(message.to),
             called_show_number=self.show_number,
             start_code=start.template_id,
-            start_tts_params=json.dumps(values, ensure_ascii=False) if values else None,
+            start_tts_params=json.dumps(values) if values else None,
             menu_key_map=[vms_models.IvrCallRequestMenuKeyMap(key="1", code=on_key.template_id)],
             bye_code=bye.template_id,
             play_times=2,
