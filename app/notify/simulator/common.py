@@ -10,6 +10,7 @@ per-number daily limits, and the pushes to our callbacks (JSON arrays, repeated 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 
 FAULTS = ("rate_limited", "timeout", "down")
 PROVIDERS = ("aliyun", "tencent", "twilio")
+
+
+@functools.cache
+def _demo() -> TemplatesDocument:
+    # Built once: validating the whole document on every request cost the simulator milliseconds per send.
+    return message_templates.demo_document()
 
 
 def beijing(when: datetime) -> str:
@@ -66,7 +73,7 @@ class ProviderSim:
 
     def template(self, provider: str, template_id: str) -> tuple[str, Binding] | None:
         """The logical template name and binding approved under `template_id` at this provider."""
-        doc = self.config.templates or message_templates.demo_document()
+        doc = self.config.templates or _demo()
         if doc is not self._templates_of:
             self._templates = {
                 (p, b.template_id): (name, b) for p, book in doc.providers.items() for name, b in book.templates.items()
