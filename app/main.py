@@ -22,6 +22,7 @@ from app.clock import Clock, SystemClock
 from app.config import Settings, get_settings
 from app.db import make_engine, max_requests_in_flight, transaction
 from app.errors import DomainError, TooManyRequests
+from app.escalation import chase
 from app.incidents import acks as incident_acks
 from app.incidents import delivery as incident_delivery
 from app.middleware import AccessLog, BodyLimit, InFlightLimit
@@ -203,7 +204,8 @@ def create_app(
     hazard_routes.install(app, settings)
     notify_app.install(app, settings)
     app.state.acknowledger = inbound.routed(
-        {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page}, incident_acks.acknowledge_page
+        {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page, chase.SUBJECT: chase.answer_page},
+        incident_acks.acknowledge_page,
     )
     app.state.delivery_observers.append(incident_delivery.on_delivery)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=hazard_routes.UPLOAD_LIMITS)

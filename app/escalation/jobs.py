@@ -18,8 +18,10 @@ from app import audit
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.db import transaction
-from app.escalation import engine
+from app.escalation import chase, engine
 from app.escalation import rules as rules_service
+from app.escalation.models import Chase, ChaseStatus
+from app.escalation.paging import Pager
 from app.escalation.rules import RulesDocument
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
 from app.notify import outbox
@@ -36,6 +38,7 @@ class TickResult:
     steps: int = 0
     overdue_reports: int = 0
     missed_heartbeats: int = 0
+    chase_steps: int = 0
     # How late each step fired (seconds past its next_step_at), for the lateness metric.
     lateness: list[float] = field(default_factory=list)
     more: bool = False
@@ -215,10 +218,21 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
 
 
 def next_due(session: Session) -> datetime | None:
-    """The earliest escalation timer of a tier nobody has acknowledged yet."""
-    return session.exec(
+    """The earliest timer waiting: a tier nobody has acknowledged yet, or an open chase."""
+    tiers = session.exec(
         select(func.min(IncidentTier.next_step_at)).where(col(IncidentTier.acknowledged_at).is_(None))
     ).one()
+    chases = session.exec(select(func.min(Chase.next_step_at)).where(Chase.status == ChaseStatus.open.value)).one()
+    return min((t for t in (tiers, chases) if t is not None), default=None)
+
+
+def chase_steps(session: Session, *, clock: Clock, limit: int = BATCH) -> chase.StepResult:
+    """The next step of every due chase (app.escalation.chase), their pages in one INSERT."""
+    pager = Pager(session)
+    result = chase.steps(session, clock=clock, pager=pager, limit=limit)
+    pager.flush()
+    session.flush()
+    return result
 
 
 def tick(session: Session, *, clock: Clock, limit: int = BATCH) -> TickResult:
@@ -226,7 +240,9 @@ def tick(session: Session, *, clock: Clock, limit: int = BATCH) -> TickResult:
     result = escalation_steps(session, clock=clock, limit=limit)
     result.overdue_reports = overdue_reports(session, clock=clock, limit=limit)
     result.missed_heartbeats = missed_heartbeats(session, clock=clock)
-    result.more = result.more or result.overdue_reports == limit
+    chased = chase_steps(session, clock=clock, limit=limit)
+    result.chase_steps = chased.steps
+    result.more = result.more or result.overdue_reports == limit or chased.more
     return result
 
 
@@ -241,6 +257,7 @@ def run_tick(engine_: Engine, *, clock: Clock, limit: int = BATCH) -> TickResult
         total.steps += r.steps
         total.overdue_reports += r.overdue_reports
         total.missed_heartbeats += r.missed_heartbeats
+        total.chase_steps += r.chase_steps
         total.lateness.extend(r.lateness)
         if not r.more:
             return total

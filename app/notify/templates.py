@@ -47,6 +47,8 @@ TEMPLATES: dict[str, str] = {
     "roster_gap": "【排班缺口】{unit}{role} {start}至{end}无人值守,请尽快安排",
     "missed_check_in": "【未签到】{unit}值班员{name}于{shift_start}接班后{minutes}分钟未签到",
     "heartbeat_missed": "【对接中断】{name}已{minutes}分钟无心跳,请检查",
+    # A chase whose whole ladder (the post up to the city's leader) is vacant tells the admins (app.escalation.chase).
+    "post_all_vacant": "【全线空岗】{unit}{role}及以上各级值守岗位均无人,转告管理员:{text}",
     "voice_page": "这里是应急值守平台。{unit}发生{level}级{category}事件:{title}。事件编号{code_spoken}。签收请按1。",
     "voice_ack_confirmed": "已签收,谢谢。",
     "voice_no_input": "未收到按键。请查看短信并回复1签收。再见。",
