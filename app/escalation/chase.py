@@ -304,7 +304,7 @@ def alert(
     )
     if chase is None:
         return None
-    own = pager or Pager(session)
+    own = pager if pager is not None else Pager(session)
     Stepper(session, clock, own).run([chase])
     if pager is None:
         own.flush()

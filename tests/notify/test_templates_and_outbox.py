@@ -41,6 +41,7 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "venue": "右安门医院",
         "deadline": "04-25",
         "days": 3,
+        "text": "【点名】右安门街道值班员请答复",
     }
     for name in templates.TEMPLATES:
         assert "{" not in templates.render(name, sample), name
