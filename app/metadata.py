@@ -5,7 +5,7 @@ from sqlmodel import SQLModel
 from app import audit  # noqa: F401
 from app.auth import models as auth_models  # noqa: F401
 from app.escalation import models as escalation_models  # noqa: F401
-from app.escalation import rules as rules_models  # noqa: F401
+from app.escalation.rules import models as rules_models  # noqa: F401
 from app.hazards import models as hazard_models  # noqa: F401
 from app.incidents import models as incident_models  # noqa: F401
 from app.notices import models as notice_models  # noqa: F401

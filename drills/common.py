@@ -36,7 +36,8 @@ from app import demo, migrate
 from app.auth.principal import Principal
 from app.clock import SystemClock
 from app.db import make_engine, transaction
-from app.escalation import rules as rules_service
+from app.escalation.rules import schemas as rules_schemas
+from app.escalation.rules import service as rules_service
 from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
@@ -129,7 +130,7 @@ def install(url: str, *, window: int, city_repeat_limit: int = 1) -> Installatio
     with transaction(engine) as s:
         unit_service.load_units(s, unit_service.read_units_file(unit_service.default_data_path()))
         report = demo.install(s, clock=SystemClock())
-        document = rules_service.default_document().model_dump(mode="json")
+        document = rules_schemas.default_document().model_dump(mode="json")
         for level in document["levels"].values():
             level["ack_window_seconds"] = window
         document["city_repeat_limit"] = city_repeat_limit

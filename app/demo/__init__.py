@@ -17,7 +17,7 @@ from app.auth.models import ApiKey
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.demo import roster as roster_demo
-from app.escalation import rules as rules_service
+from app.escalation.rules import service as rules_service
 from app.org import agencies, people
 from app.org.models import Agency, Person
 from app.org.schemas import AgencyCreate, PersonCreate

@@ -18,7 +18,10 @@ post that owes an answer, what it owes it for (`kind` + `subject`, unique togeth
   ("exhausted"). `window=None` is a one-shot alert: the first person found is paged and the chase ends ("done").
 - An answer stops the chase. Push: the kind calls `answer()` when the answer arrives (same transaction as the
   answer itself). Pull: the kind's `answered(session, chases)` returns the ids of those answered; the tick asks
-  it, in bulk, before taking their step.
+  it, in bulk, before taking their step. Reply: an SMS "1" / keypress to one of its pages, unless the kind says
+  `replies=False`.
+- A kind may supply its own `ladder(chain, role, chase) -> rungs` (e.g. leader → the tier above's duty officer →
+  the city's duty officer); vacant rungs of it fall through the same way.
 - Pages go through `app.notify.outbox` only: one INSERT per tick batch (an explicit `paging.Pager`), dedup keys
   `{prefix}:{subject}:{rung}:{person_id}:{channel}`, so a repeated step can never page twice. Each page's outbox
   `subject` is "chase:<id>", and carries the chase's `code`: a reply "1" or "1 <code>" answers the chase
@@ -115,6 +118,10 @@ class Kind:
     answered: Callable[[Session, Sequence[Chase]], set[int]] | None = None
     note: Callable[[Session, Chase, Event], None] | None = None
     on_answer: Callable[[Session, Chase, str], None] | None = None
+    # The kind's own rungs (chain root first, the post's role, the chase) instead of the default `ladder`.
+    ladder: Callable[[Sequence[Unit], str, Chase], list[Rung]] | None = None
+    # False: an SMS reply or keypress never answers this kind (it is answered by something else, e.g. a fix).
+    replies: bool = True
 
 
 _KINDS: dict[str, Kind] = {}
@@ -247,6 +254,8 @@ def _answer(session: Session, *, clock: Clock, chase_id: int, person_id: int | N
     if chase is None or chase.status != ChaseStatus.open:
         return False
     kind = _KINDS.get(chase.kind)
+    if kind is not None and not kind.replies:
+        return False
     by = f"person:{person_id}" if person_id is not None else via
     _stop(session, chase, status=ChaseStatus.answered, at=clock.now(), by=by)
     _event(session, kind, chase, Event("answered", clock.now(), f"{by}已答复({via})", {"by": by, "via": via}))
@@ -371,7 +380,7 @@ class Stepper:
 
     def _step(self, chase: Chase, chain: list[Unit], posts: Posts) -> None:
         kind = _KINDS.get(chase.kind)
-        rungs = ladder(chain, chase.role)
+        rungs = kind.ladder(chain, chase.role, chase) if kind is not None and kind.ladder else ladder(chain, chase.role)
         index, person, vacant = first_holder(rungs, posts, chase.step + 1)
         for unit, role in vacant:
             self._event(kind, chase, "vacant", f"{unit.name}{ROLE_LABEL[role]}空岗,顺延", unit=unit.code, role=role)

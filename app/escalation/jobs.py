@@ -18,16 +18,14 @@ from app import audit
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.db import transaction
-from app.escalation import chase, engine
-from app.escalation import rules as rules_service
+from app.escalation import chase, steps
+from app.escalation.chase import DUTY_OFFICER
 from app.escalation.models import Chase, ChaseStatus
 from app.escalation.paging import Pager
-from app.escalation.rules import RulesDocument
+from app.incidents import timeline
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
-from app.notify import outbox
-from app.org.models import Tier, Unit
+from app.org.models import Tier, Unit, tier_above
 from app.roster import resolve as roster_resolve
-from app.roster import service as roster_service
 
 SCHEDULER = Principal.system("scheduler")
 BATCH = 200  # due rows claimed per transaction (other replicas claim the rest with SKIP LOCKED)
@@ -51,72 +49,44 @@ def _claim(session: Session, query, limit: int):  # type: ignore[no-untyped-def]
 
 
 def escalation_steps(session: Session, *, clock: Clock, limit: int = BATCH) -> TickResult:
-    """Take the next step of every tier whose timer is due (up to `limit`).
+    """Take the next step (and send the notices owed) of every tier row that is due (up to `limit`), gravest
+    level first, across incidents.
 
-    The work is read in bulk (the incidents, their units, who is on duty on every chain, the tiers above):
-    a handful of queries per batch rather than per step, so that a storm of due steps is not late for long.
+    The work is read in bulk (the incidents, their units, who is on duty on every chain, the tiers above) and the
+    batch's pages go to the outbox in one INSERT: a handful of statements per batch rather than per step.
     """
     now = clock.now()
     result = TickResult()
-    due = _claim(
-        session,
-        select(IncidentTier)
-        .where(col(IncidentTier.next_step_at) <= now, col(IncidentTier.acknowledged_at).is_(None))
-        .order_by(col(IncidentTier.next_step_at)),
-        limit,
-    )
+    due = steps.claim_due(session, now=now, limit=limit)
     if not due:
         return result
-    contexts = _contexts(session, clock, {s.incident_id for s in due})
+    incidents = session.exec(select(Incident).where(col(Incident.id).in_({s.incident_id for s in due}))).all()
+    batch = timeline.Batch(session)
+    contexts = steps.load_contexts(session, clock, incidents, batch=batch)
     above_held = _lock_tiers_above(session, due)
-    with engine.batched(session):  # the batch's pages in one INSERT
-        for state in due:
-            assert state.next_step_at is not None
-            ctx = contexts[state.incident_id]
-            if ctx.incident.status not in OPEN_STATUSES:
-                state.next_step_at = None
-                session.add(state)
-                continue
-            above = engine.tier_above(state.tier)
-            if above is not None and (state.incident_id, str(above)) not in above_held:
-                # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
-                # could deadlock two ticks, so this step waits for the next tick instead.
-                continue
-            result.lateness.append((clock.now() - state.next_step_at).total_seconds())  # when it is taken
-            engine.advance(ctx, state)
-            session.add(state)
+    for state in due:
+        ctx = contexts[state.incident_id]
+        above = tier_above(state.tier)
+        stepping = state.next_step_at is not None and state.next_step_at <= now
+        if stepping and above is not None and (state.incident_id, str(above)) not in above_held:
+            # Another replica holds the tier above (it may be escalating it right now). Waiting for it here
+            # could deadlock two ticks, so this step waits for the next tick instead.
+            continue
+        due_at = min((t for t in (state.next_step_at, state.notice_at) if t is not None and t <= now), default=None)
+        if due_at is None:  # an earlier row of this batch already took it (an escalation from the tier below)
+            continue
+        result.lateness.append((clock.now() - due_at).total_seconds())  # when it is taken
+        if steps.take(ctx, state):
             result.steps += 1
+    batch.flush()
     result.more = len(due) == limit
     session.flush()
     return result
 
 
-def _contexts(session: Session, clock: Clock, incident_ids: set[int]) -> dict[int, engine.Context]:
-    """The escalation context of each incident, sharing one read of their units and of who is on duty."""
-    incidents = session.exec(select(Incident).where(col(Incident.id).in_(incident_ids))).all()
-    codes = {code for inc in incidents for code in inc.unit_path.split("/")}
-    units = {u.code: u for u in session.exec(select(Unit).where(col(Unit.code).in_(codes))).all()}
-    now = clock.now()
-    chains = {inc.id: {units[c].tier: units[c] for c in inc.unit_path.split("/") if c in units} for inc in incidents}
-    on_chains = {u.code: u for inc in incidents if inc.status in OPEN_STATUSES for u in chains[inc.id].values()}
-    posts = roster_service.resolve_many(session, units=list(on_chains.values()), at=now) if on_chains else {}
-    rules: dict[int, RulesDocument] = {}
-    out: dict[int, engine.Context] = {}
-    for inc in incidents:
-        assert inc.id is not None
-        if inc.rules_version not in rules:
-            rules[inc.rules_version] = rules_service.by_version(session, inc.rules_version)
-        ctx = engine.Context(
-            session=session, clock=clock, incident=inc, rules=rules[inc.rules_version], units=chains[inc.id], now=now
-        )
-        ctx.share_posts(posts)
-        out[inc.id] = ctx
-    return out
-
-
 def _lock_tiers_above(session: Session, due: Sequence[IncidentTier]) -> set[tuple[int, str]]:
     """The (incident, tier above) pairs this tick may touch: locked here now, or with no such tier at all."""
-    wanted = {(s.incident_id, str(above)) for s in due if (above := engine.tier_above(s.tier)) is not None}
+    wanted = {(s.incident_id, str(above)) for s in due if (above := tier_above(s.tier)) is not None}
     if not wanted:
         return set()
     pair = tuple_(col(IncidentTier.incident_id), col(IncidentTier.tier))
@@ -126,8 +96,35 @@ def _lock_tiers_above(session: Session, due: Sequence[IncidentTier]) -> set[tupl
     return held | (wanted - existing)
 
 
+def _incident_note(session: Session, c: Chase, event: chase.Event) -> None:
+    """A chase about an incident (a late report) writes its events on the incident's timeline."""
+    if c.incident_id is None or event.kind not in ("vacant", "all_vacant", "page"):
+        return
+    inc = session.get(Incident, c.incident_id)
+    if inc is not None:
+        timeline.note(session, inc, at=event.at, kind=event.kind, message=event.message, data=event.data)
+
+
+REPORT_OVERDUE = chase.register(
+    chase.Kind(
+        name="report_overdue",
+        dedup_prefix="late",
+        templates=chase.Templates(post="report_overdue", leader="report_overdue", above="report_overdue"),
+        note=_incident_note,
+    )
+)
+HEARTBEAT_MISSED = chase.register(
+    chase.Kind(
+        name="heartbeat_missed",
+        dedup_prefix="hb",
+        templates=chase.Templates(post="heartbeat_missed", leader="heartbeat_missed", above="heartbeat_missed"),
+    )
+)
+
+
 def overdue_reports(session: Session, *, clock: Clock, limit: int = BATCH) -> int:
-    """A lead tier that misses its written report: the tier above's duty officer is paged; the timeline says 迟报."""
+    """A lead tier that misses its written report: the tier above's duty officer is paged (a vacant post falls
+    through up the chain, see app.escalation.chase); the timeline says 迟报."""
     now = clock.now()
     late = _claim(
         session,
@@ -141,45 +138,53 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = BATCH) -> in
         ),
         limit,
     )
+    if not late:
+        return 0
+    contexts = steps.load_contexts(session, clock, late)
+    pager = Pager(session)
     for inc in late:
         due = inc.report_due_at
-        assert due is not None
-        rules = rules_service.by_version(session, inc.rules_version)
-        ctx = engine.load_context(session, clock=clock, incident=inc, rules=rules)
-        above = engine.tier_above(inc.lead_tier) or Tier.city
-        target = above if above in ctx.units else Tier(inc.lead_tier)
-        state = session.exec(
-            select(IncidentTier).where(IncidentTier.incident_id == inc.id, IncidentTier.tier == target)
-        ).one()
+        assert due is not None and inc.id is not None
+        ctx = contexts[inc.id]
+        above = tier_above(inc.lead_tier) or Tier.city
+        target = ctx.units[above] if above in ctx.units else ctx.units[inc.lead_tier]
         kind = "first" if inc.first_report_at is None else "follow_up"
-        engine.note(
+        lead_unit = ctx.units[inc.lead_tier]
+        timeline.note(
             session,
             inc,
             at=now,
             kind="late",
             tier=inc.lead_tier,
-            message=f"{ctx.units[inc.lead_tier].name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
+            message=f"{lead_unit.name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
             data={"due_at": due.isoformat(), "report": kind},
         )
-        lead_unit = ctx.units[inc.lead_tier]
-        engine.page(
-            ctx,
-            state,
-            role=engine.DUTY_OFFICER,
-            template="report_overdue",
-            notice=f"late-{int(due.timestamp())}",
-            unit=lead_unit.name,
-            report=kind,
-            due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"),
+        chase.alert(
+            session,
+            clock=clock,
+            kind=REPORT_OVERDUE,
+            subject=f"{inc.id}:{int(due.timestamp())}",
+            unit=target,
+            role=DUTY_OFFICER,
+            params=ctx.params(
+                unit=lead_unit.name,
+                report=kind,
+                due=due.astimezone(roster_resolve.zone_of(lead_unit)).strftime("%m-%d %H:%M"),
+            ),
+            incident_id=inc.id,
+            code=inc.code,
+            pager=pager,
         )
         inc.overdue_notified_for = due
         session.add(inc)
+    pager.flush()
     session.flush()
     return len(late)
 
 
 def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> int:
-    """An integration that stopped pinging pages the city duty officer once per silence."""
+    """An integration that stopped pinging pages the city duty officer once per silence (a vacant post falls
+    through to the city's leader, then the admins)."""
     now = clock.now()
     missed = _claim(
         session,
@@ -187,6 +192,7 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
         limit,
     )
     city = session.exec(select(Unit).where(Unit.tier == Tier.city)).first()
+    pager = Pager(session)
     for hb in missed:
         hb.missed_at = now
         session.add(hb)
@@ -199,31 +205,28 @@ def missed_heartbeats(session: Session, *, clock: Clock, limit: int = 100) -> in
             object_id=hb.name,
             after={"last_seen_at": hb.last_seen_at.isoformat()},
         )
-        officer = roster_service.resolve(session, unit=city, role=engine.DUTY_OFFICER, at=now) if city else None
-        if officer is not None:
-            outbox.enqueue(
+        if city is not None:
+            chase.alert(
                 session,
-                outbox.message(
-                    clock=clock,
-                    channel="sms",
-                    to=officer.phone,
-                    template="heartbeat_missed",
-                    params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
-                    dedup_key=f"hb:{hb.name}:{int(hb.last_seen_at.timestamp())}:{officer.id}",
-                    person_id=officer.id,
-                ),
+                clock=clock,
+                kind=HEARTBEAT_MISSED,
+                subject=f"{hb.name}:{int(hb.last_seen_at.timestamp())}"[:80],
+                unit=city,
+                role=DUTY_OFFICER,
+                params={"name": hb.name, "minutes": int((now - hb.last_seen_at).total_seconds() // 60)},
+                pager=pager,
             )
+    pager.flush()
     session.flush()
     return len(missed)
 
 
 def next_due(session: Session) -> datetime | None:
-    """The earliest timer waiting: a tier nobody has acknowledged yet, or an open chase."""
-    tiers = session.exec(
-        select(func.min(IncidentTier.next_step_at)).where(col(IncidentTier.acknowledged_at).is_(None))
-    ).one()
+    """The earliest timer waiting: a tier's step or notice, or an open chase."""
+    tiers = session.exec(select(func.min(IncidentTier.next_step_at))).one()
+    notices = session.exec(select(func.min(IncidentTier.notice_at))).one()
     chases = session.exec(select(func.min(Chase.next_step_at)).where(Chase.status == ChaseStatus.open.value)).one()
-    return min((t for t in (tiers, chases) if t is not None), default=None)
+    return min((t for t in (tiers, notices, chases) if t is not None), default=None)
 
 
 def chase_steps(session: Session, *, clock: Clock, limit: int = BATCH) -> chase.StepResult:

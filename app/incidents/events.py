@@ -8,8 +8,8 @@ from sqlmodel import Session, col, or_, select
 
 from app.auth.principal import Principal
 from app.clock import Clock
-from app.escalation import rules as rules_service
-from app.escalation.rules import RulesDocument
+from app.escalation.rules import service as rules_service
+from app.escalation.rules.schemas import RulesDocument
 from app.incidents.models import Incident
 from app.notify import webhooks
 from app.org.models import Agency, Unit

@@ -1,5 +1,6 @@
 """What people do with an incident once it is in: acknowledge (签收) for their tier, escalate by hand, set the
-level by hand, resolve and close. Each locks the incident row first (see app.escalation.engine on lock order)."""
+level by hand, resolve and close. Each locks the incident row first (see app.escalation.steps on lock order).
+None of them pages: they change state and make steps due; the escalation tick pages."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from app import audit
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, NotFound
-from app.escalation import engine
-from app.escalation import rules as rules_service
+from app.escalation import steps
 from app.escalation.grading import Severity, is_graver
-from app.escalation.rules import TIER_ORDER
-from app.incidents import events
+from app.escalation.rules import service as rules_service
+from app.incidents import events, timeline
 from app.incidents import service as incident_service
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
-from app.org.models import Person, Role, Tier, Unit
+from app.org.models import TIER_ORDER, Person, Role, Tier, Unit, tier_above
 from app.roster import service as roster_service
 
 ACK_ROLES = {Role.duty_officer, Role.leader}
@@ -93,7 +93,7 @@ def acknowledge_tier(
     state.next_step_at = None
     session.add(state)
     unit = session.get(Unit, state.unit_id)
-    engine.note(
+    timeline.note(
         session,
         inc,
         at=now,
@@ -133,10 +133,10 @@ def escalate(session: Session, *, clock: Clock, actor: Principal, incident_id: i
         start = max((s.tier for s in required), key=lambda t: TIER_ORDER.index(Tier(t)))
     else:
         raise Forbidden(f"{person.name} is not on this incident's chain")
-    above = engine.tier_above(start)
+    above = tier_above(start)
     if above is None or above not in ctx.units:
         raise Conflict("there is no tier above the city")
-    result = engine.escalate_to(
+    result = steps.escalate_to(
         ctx, above, because=start, manual_reason=f"{person.name}手动升级:{reason}", actor=actor.actor
     )
     inc.updated_at = ctx.now
@@ -164,7 +164,7 @@ def set_severity(
     inc.manual_severity = severity
     inc.severity = severity
     inc.updated_at = now
-    engine.note(
+    timeline.note(
         session,
         inc,
         at=now,
@@ -175,7 +175,7 @@ def set_severity(
     )
     ctx = incident_service.context(session, clock, inc)
     if is_graver(severity, old):
-        engine.apply_plan(ctx, reason=f"人工调整为{severity}级", regraded=True)
+        steps.apply_plan(ctx, reason=f"人工调整为{severity}级", regraded=True)
     session.add(inc)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
@@ -197,11 +197,12 @@ def _finish(session: Session, *, clock: Clock, actor: Principal, inc: Incident, 
     """Resolved or closed: every escalation timer stops; the timeline and subscribers are told."""
     now = clock.now()
     for state in session.exec(select(IncidentTier).where(IncidentTier.incident_id == inc.id).with_for_update()):
-        if state.next_step_at is not None:
+        if state.next_step_at is not None or state.notice_at is not None:
             state.next_step_at = None
+            state.notices, state.notice_at = None, None
             session.add(state)
     inc.updated_at = now
-    engine.note(session, inc, at=now, kind=kind, actor=actor.actor, message=message)
+    timeline.note(session, inc, at=now, kind=kind, actor=actor.actor, message=message)
     session.add(inc)
     session.flush()
     rules = rules_service.by_version(session, inc.rules_version)

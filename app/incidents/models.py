@@ -78,6 +78,12 @@ class IncidentTier(SQLModel, table=True):
     # 0: duty officer paged; 1: leader paged, duty officer reminded; 2: tier above told; 3+: repeats (city).
     step: int = -1
     next_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # Pages owed outside the step sequence (an informed tier's notice, a leader paged at once after a re-grade,
+    # a running tier told that the tier below did not answer), sent by the tick at `notice_at`.
+    notices: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    notice_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # The tier below whose silence made this one required (its first page says so).
+    escalated_from: str | None = Field(default=None, max_length=16)
     required_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     required_because: str | None = Field(default=None, max_length=200)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

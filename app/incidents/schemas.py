@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.escalation.grading import Severity
-from app.escalation.rules import Category
+from app.incidents.categories import Category
 from app.incidents.models import ReportKind, Status
 
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -33,7 +33,11 @@ class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
-        default=None, description="the caller's own id; a repeat from the same source updates that incident"
+        default=None,
+        description="the caller's own id. A repeat from the same source updates that incident with only the fields "
+        "it carries: an omitted field (description, address, location, severity, sensitive, casualties or any one "
+        "of its counts, economic_loss_cny) keeps its value, so a repeat never silently zeroes figures. New figures "
+        "can raise the level; it is never lowered automatically",
     )
     category: Category
     title: Annotated[str, Field(min_length=1, max_length=200)]
@@ -41,10 +45,14 @@ class IncidentCreate(BaseModel):
     unit_code: Annotated[str, Field(pattern=r"^\d{6,12}$")]
     address: Annotated[str, Field(max_length=300)] = ""
     location: Location | None = None
-    occurred_at: AwareDatetime
+    occurred_at: AwareDatetime = Field(
+        description="when it happened, with its UTC offset; at most 10 minutes ahead of the server's clock (422)"
+    )
     severity: Severity | None = Field(default=None, description="the reporter's grading, if any (I–IV)")
-    casualties: Casualties = Field(default_factory=Casualties)
-    economic_loss_cny: Money = 0
+    casualties: Casualties = Field(
+        default_factory=Casualties, description="on a repeat, counts left out keep their values (never zeroed)"
+    )
+    economic_loss_cny: Money = Field(default=0, description="direct economic loss; on a repeat, kept when left out")
     sensitive: bool = False
 
 
@@ -75,10 +83,17 @@ class PersonRef(BaseModel):
     name: str
 
 
+TierStateName = Literal["paging", "acknowledged", "informed", "idle"]
+
+
 class TierState(BaseModel):
     tier: str
     unit_code: str
     unit_name: str
+    state: TierStateName = Field(
+        description="paging: must acknowledge and has not (its pages go out from the escalation tick, at once for a "
+        "new incident); acknowledged; informed: told, no acknowledgement needed; idle: not involved (yet)"
+    )
     required: bool
     informed: bool
     step: int

@@ -1,6 +1,6 @@
-"""Incident intake, grading, reports and reading. Every change lands on the timeline in the same
-transaction as its pages (outbox rows) and webhooks, or none of it does. Acknowledgement, escalation by hand,
-manual grading, resolve and close are in app.incidents.lifecycle."""
+"""Incident intake, grading, reports and reading. Every change lands on the timeline in the same transaction as
+its escalation state (the steps it makes due) and webhooks, or none of it does; the escalation tick pages.
+Acknowledgement, escalation by hand, manual grading, resolve and close are in app.incidents.lifecycle."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.db import insert_unless_conflict
 from app.errors import Conflict, Forbidden, Invalid, NotFound
-from app.escalation import engine
-from app.escalation import rules as rules_service
+from app.escalation import planning, steps
 from app.escalation.grading import Severity, computed, graver, is_graver
-from app.incidents import codes, events
+from app.escalation.rules import service as rules_service
+from app.incidents import codes, events, timeline
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
 from app.incidents.schemas import Casualties, IncidentCreate, ReportCreate
 from app.org import units as unit_service
@@ -51,10 +51,8 @@ def _set_figures(inc: Incident, casualties: Casualties | None, loss: float | Non
     return _figures(inc) != before
 
 
-def context(session: Session, clock: Clock, inc: Incident) -> engine.Context:
-    return engine.load_context(
-        session, clock=clock, incident=inc, rules=rules_service.by_version(session, inc.rules_version)
-    )
+def context(session: Session, clock: Clock, inc: Incident) -> steps.Context:
+    return steps.load_context(session, clock, inc)
 
 
 def lock(session: Session, incident_id: int) -> Incident:
@@ -81,15 +79,31 @@ class Intake:
     units: list[Unit] = field(default_factory=list)
 
 
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
 def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCreate) -> Intake:
-    """Take in an incident or, for a repeat of the same external_id from the same source, update it."""
+    """Take in an incident or, for a repeat of the same external_id from the same source, update it.
+
+    A new incident is written with its tier rows (the required ones with their first step due now), its
+    "reported" timeline entry, its audit row and its webhook event, in the caller's transaction; no roster is
+    read and nothing is paged here: the commit wakes the escalation tick, which pages.
+    """
     authorize(actor, "incidents:write")
+    now = clock.now()
+    if data.occurred_at > now + FUTURE_TOLERANCE:
+        raise Invalid.field("occurred_at", "is more than 10 minutes in the future")
     unit = unit_service.get(session, data.unit_code, field="unit_code")
     if unit.tier == Tier.city:
         raise Invalid.field("unit_code", "give the street/township or district where it happened, not the city")
     authorize(actor, "incidents:write", unit)
     source = source_of(actor)
-    now = clock.now()
+    if data.external_id is not None:
+        existing = _find_repeat(session, source, data.external_id)
+        if existing is not None:
+            return Intake(
+                _update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False
+            )
     rules = rules_service.current(session)
     reported = data.severity
     figures_level = computed(
@@ -99,6 +113,8 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
     )
     severity = graver(reported, figures_level)
     assert unit.id is not None and rules.version is not None
+    chain = unit_service.by_codes(session, unit.path.split("/"))
+    tiers = {u.tier for u in chain}
     inc = Incident(
         code=codes.new_code(),
         source=source,
@@ -116,7 +132,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         reported_severity=reported,
         computed_severity=figures_level,
         severity=severity,
-        lead_tier="",
+        lead_tier=planning.plan(rules, severity, sensitive=data.sensitive, tiers=tiers).lead,
         rules_version=rules.version,
         status=Status.reported,
         created_at=now,
@@ -124,32 +140,28 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         report_due_at=now + timedelta(seconds=rules.level(severity).first_report_due_seconds),
     )
     _set_figures(inc, data.casualties, data.economic_loss_cny)
-    # The context (the chain's units and who is on duty now) before the row is written, so that the row goes
-    # in whole (lead tier included) and nothing is flushed half-made while the roster is read.
-    ctx = engine.load_context(session, clock=clock, incident=inc, rules=rules)
-    ctx.posts()
-    inc.lead_tier = engine.lead_tier(ctx)
     existing = _insert_unless_repeat(session, inc)
-    if existing is not None:
+    if existing is not None:  # a concurrent repeat committed first
         return Intake(_update_from_repeat(session, clock=clock, actor=actor, inc=existing, unit=unit, data=data), False)
-    with engine.batched(session):  # its first pages in one INSERT
-        engine.note(
-            session,
-            inc,
-            at=now,
-            kind="reported",
-            actor=actor.actor,
-            message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
-            data={
-                "severity": severity,
-                "reported_severity": reported,
-                "computed_severity": figures_level,
-                "rules_version": rules.version,
-                "figures": _figures(inc),
-            },
-        )
-        engine.apply_plan(ctx, reason="新报事件", new=True)
-    events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.created")
+    timeline.note(
+        session,
+        inc,
+        at=now,
+        kind="reported",
+        actor=actor.actor,
+        message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
+        data={
+            "severity": severity,
+            "reported_severity": reported,
+            "computed_severity": figures_level,
+            "rules_version": rules.version,
+            "figures": _figures(inc),
+        },
+    )
+    ctx = steps.new_context(session, clock, inc, rules, chain)
+    rows = steps.new_tiers(ctx, reason="新报事件")
+    session.add_all(rows)
+    events.publish(session, clock=clock, inc=inc, rules=rules, event_type="incident.created")
     audit.record(
         session,
         clock=clock,
@@ -160,12 +172,12 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         unit_path=inc.unit_path,
         after={"code": inc.code, "severity": severity},
     )
-    return Intake(inc, True, tiers=list(ctx.states.values()), units=list(ctx.units.values()))
+    return Intake(inc, True, tiers=rows, units=chain)
 
 
 def _insert_unless_repeat(session: Session, inc: Incident) -> Incident | None:
     """Write the new incident's row in one statement; or, when its source already sent this external_id
-    (also from a concurrent request that committed first), leave it unwritten and return that incident.
+    (a concurrent request that committed after our look-up), leave it unwritten and return that incident.
 
     ON CONFLICT DO NOTHING rather than a savepoint and a caught IntegrityError: one round trip, and a
     conflict leaves the transaction usable. A conflict that is no repeat is a short code already taken."""
@@ -190,27 +202,30 @@ def _insert_unless_repeat(session: Session, inc: Incident) -> Incident | None:
 def _update_from_repeat(
     session: Session, *, clock: Clock, actor: Principal, inc: Incident, unit: Unit, data: IncidentCreate
 ) -> Incident:
+    """A repeat updates only the fields it carries; an omitted field keeps its value (figures included: a repeat
+    that leaves out `casualties`, one of its counts, `economic_loss_cny`, `address` or `location` never zeroes
+    them). New figures can raise the level; it is never lowered automatically."""
     if inc.unit_id != unit.id:
         raise Invalid.field("unit_code", f"incident {inc.code} is at another unit; a repeat cannot move it")
     if inc.status == Status.closed:
         raise Conflict(f"incident {inc.code} is closed")
+    carried = data.model_fields_set
     changed: dict[str, Any] = {}
-    simple = {
-        "category": data.category,
-        "title": data.title.strip(),
-        "description": data.description,
-        "address": data.address,
-        "occurred_at": data.occurred_at,
-        "sensitive": data.sensitive,
-        "lat": data.location.lat if data.location else None,
-        "lon": data.location.lon if data.location else None,
-    }
+    simple: dict[str, Any] = {"category": data.category, "title": data.title.strip(), "occurred_at": data.occurred_at}
+    for name in ("description", "address", "sensitive"):
+        if name in carried:
+            simple[name] = getattr(data, name)
+    if "location" in carried:
+        simple["lat"] = data.location.lat if data.location else None
+        simple["lon"] = data.location.lon if data.location else None
     for key, value in simple.items():
         if getattr(inc, key) != value:
             changed[key] = {"from": _jsonable(getattr(inc, key)), "to": _jsonable(value)}
             setattr(inc, key, value)
     before = _figures(inc)
-    figures_changed = _set_figures(inc, data.casualties, data.economic_loss_cny)
+    casualties = _merged_casualties(inc, data.casualties) if "casualties" in carried else None
+    loss = data.economic_loss_cny if "economic_loss_cny" in carried else None
+    figures_changed = _set_figures(inc, casualties, loss)
     if figures_changed:
         changed["figures"] = {"from": before, "to": _figures(inc)}
     if data.severity is not None and data.severity != inc.reported_severity:
@@ -220,7 +235,7 @@ def _update_from_repeat(
         return inc
     now = clock.now()
     inc.updated_at = now
-    engine.note(
+    timeline.note(
         session,
         inc,
         at=now,
@@ -232,19 +247,25 @@ def _update_from_repeat(
     ctx = context(session, clock, inc)
     regraded = _regrade(ctx, figures_changed=figures_changed, actor=actor.actor, reason="更新的数字")
     if "sensitive" in changed and not regraded:
-        engine.apply_plan(ctx, reason="敏感事件")
+        steps.apply_plan(ctx, reason="敏感事件")
     session.add(inc)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.updated")
     return inc
 
 
+def _merged_casualties(inc: Incident, given: Casualties) -> Casualties:
+    """The counts a repeat carries over the incident's own: a count it leaves out keeps its value."""
+    current = {"deaths": inc.deaths, "injuries": inc.serious_injuries, "trapped": inc.trapped, "missing": inc.missing}
+    return Casualties(**(current | {name: getattr(given, name) for name in given.model_fields_set}))
+
+
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _regrade(ctx: engine.Context, *, figures_changed: bool, actor: str, reason: str) -> bool:
-    """Recompute the level; never lower it automatically. A rise re-plans the tiers and pages new ones at once."""
+def _regrade(ctx: steps.Context, *, figures_changed: bool, actor: str, reason: str) -> bool:
+    """Recompute the level; never lower it automatically. A rise re-plans the tiers: new ones are due at once."""
     inc = ctx.incident
     inc.computed_severity = computed(
         deaths=inc.deaths, serious_injuries=inc.serious_injuries, economic_loss_cny=inc.economic_loss_cny
@@ -257,17 +278,10 @@ def _regrade(ctx: engine.Context, *, figures_changed: bool, actor: str, reason: 
     if new == old:
         return False
     inc.severity = new
-    engine.note(
-        ctx.session,
-        inc,
-        at=ctx.now,
-        kind="regraded",
-        actor=actor,
-        message=f"等级由{old}级调整为{new}级({reason})",
-        data={"from": old, "to": new, "computed": inc.computed_severity},
-    )
+    ctx.note(kind="regraded", actor=actor, message=f"等级由{old}级调整为{new}级({reason})",
+             data={"from": old, "to": new, "computed": inc.computed_severity})  # fmt: skip
     if is_graver(new, old):
-        engine.apply_plan(ctx, reason=f"升级为{new}级", regraded=True)
+        steps.apply_plan(ctx, reason=f"升级为{new}级", regraded=True)
     events.publish(ctx.session, clock=ctx.clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
     return True
 
@@ -333,7 +347,7 @@ def add_report(
     )
     session.add(entry)
     label = {ReportKind.first: "首报", ReportKind.follow_up: "续报", ReportKind.final: "终报"}[data.kind]
-    engine.note(
+    timeline.note(
         session,
         inc,
         at=now,

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from app.escalation.grading import Severity
-from app.escalation.rules import TIER_ORDER
 from app.incidents.models import Incident, IncidentTier, Report, Status, TimelineEntry
 from app.incidents.schemas import (
     Casualties,
@@ -17,10 +16,11 @@ from app.incidents.schemas import (
     PersonRef,
     ReportPublic,
     TierState,
+    TierStateName,
     TimelineItem,
 )
 from app.org import units as unit_service
-from app.org.models import Unit
+from app.org.models import TIER_ORDER, Tier, Unit
 
 
 def public_many(
@@ -45,7 +45,7 @@ def public_many(
     for inc in incidents:
         assert inc.id is not None
         unit = by_id[inc.unit_id]
-        chain = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(s.tier))  # type: ignore[arg-type]
+        chain = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(Tier(s.tier)))
         out.append(
             IncidentPublic(
                 id=inc.id,
@@ -80,6 +80,7 @@ def public_many(
                         tier=s.tier,
                         unit_code=by_id[s.unit_id].code,
                         unit_name=by_id[s.unit_id].name,
+                        state=tier_state(s),
                         required=s.required,
                         informed=s.informed,
                         step=s.step,
@@ -94,6 +95,14 @@ def public_many(
             )
         )
     return out
+
+
+def tier_state(s: IncidentTier) -> TierStateName:
+    if s.acknowledged_at is not None:
+        return "acknowledged"
+    if s.required:
+        return "paging"
+    return "informed" if s.informed else "idle"
 
 
 def public(

@@ -8,8 +8,8 @@ from sqlmodel import Session
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden, Invalid
-from app.escalation import engine
 from app.incidents import service as incident_service
+from app.incidents import timeline
 from app.notices import service as notice_service
 from app.notices.models import Kind, Notice
 from app.notices.schemas import Addressing, InstructionCreate, NoticeCreate
@@ -64,7 +64,7 @@ def instruct(session: Session, *, clock: Clock, actor: Principal, incident_id: i
         issuer=issuer,
         receivers=lower,
     )
-    engine.note(
+    timeline.note(
         session,
         inc,
         at=clock.now(),

@@ -15,6 +15,17 @@ class Tier(StrEnum):
     street = "street"
 
 
+# The tiers from the bottom up (the order an incident climbs) and each tier's depth in the tree (the city is 0).
+TIER_ORDER: tuple[Tier, ...] = (Tier.street, Tier.district, Tier.city)
+TIER_DEPTH: dict[str, int] = {Tier.city: 0, Tier.district: 1, Tier.street: 2}
+
+
+def tier_above(tier: str) -> Tier | None:
+    """The next tier up (None above the city)."""
+    index = TIER_ORDER.index(Tier(tier))
+    return TIER_ORDER[index + 1] if index + 1 < len(TIER_ORDER) else None
+
+
 class Role(StrEnum):
     admin = "admin"
     unit_admin = "unit_admin"

@@ -12,9 +12,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from app.errors import FieldError, Invalid, NotFound
-from app.org.models import Tier, Unit
-
-TIER_DEPTH: dict[str, int] = {Tier.city: 0, Tier.district: 1, Tier.street: 2}
+from app.org.models import TIER_DEPTH, Tier, Unit
 
 
 def default_data_path() -> Path:

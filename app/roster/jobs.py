@@ -1,10 +1,12 @@
 """Roster alerts through the notification pipeline (scheduled; APScheduler only triggers them).
 
 - Gaps: every unit/role with nobody on duty in the next 72 h is reported to the unit's leader and the parent
-  unit's duty officer, at most once a day per gap and person.
+  unit's duty officer, at most once a day per gap and post.
 - Missed check-ins: a duty officer who has not checked in `grace` after their shift started pages the unit's
   leader, once per shift. Only shifts that passed the grace recently are looked at, so a restart (or a new
   installation) does not page for shifts long under way.
+Both go to a post through app.escalation.chase: a vacant post falls through at once up the chain (its leader, the
+tier above, … the city's leader), and a wholly vacant chain tells every admin of the unit and above.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.notify import outbox
+from app.escalation import chase
+from app.escalation.paging import Pager
 from app.org.models import Person, Unit
 from app.roster import resolve as roster_resolve
 from app.roster import service as roster_service
@@ -41,8 +44,25 @@ def _all_units(session: Session) -> list[Unit]:
     return list(session.exec(select(Unit).order_by(col(Unit.path))).all())
 
 
+ROSTER_GAP = chase.register(
+    chase.Kind(
+        name="roster_gap",
+        dedup_prefix="gap",
+        templates=chase.Templates(post="roster_gap", leader="roster_gap", above="roster_gap"),
+    )
+)
+MISSED_CHECK_IN = chase.register(
+    chase.Kind(
+        name="missed_check_in",
+        dedup_prefix="checkin",
+        templates=chase.Templates(post="missed_check_in", leader="missed_check_in", above="missed_check_in"),
+    )
+)
+
+
 def gap_alerts(session: Session, *, clock: Clock, horizon: timedelta = timedelta(hours=72)) -> AlertResult:
-    """Page about every roster gap in the coming `horizon`."""
+    """Page about every roster gap in the coming `horizon`: the unit's leader and the parent unit's duty officer,
+    each a post whose vacancy falls through up the chain (app.escalation.chase), so a gap is never told to nobody."""
     now = clock.now()
     units = _all_units(session)
     found = roster_service.gaps(session, units=units, start=now, end=now + horizon)
@@ -50,37 +70,21 @@ def gap_alerts(session: Session, *, clock: Clock, horizon: timedelta = timedelta
         return AlertResult(0, 0)
     by_id = {u.id: u for u in units}
     on_duty = roster_service.resolve_many(session, units=units, at=now)
-    paged = 0
+    pager = Pager(session)
     for gap in found:
         unit = gap.unit
         parent = by_id.get(unit.parent_id) if unit.parent_id else None
-        recipients: list[Person] = []
-        for person in (
-            on_duty.get((unit.id or 0, LEADER)),
-            on_duty.get((parent.id or 0, DUTY_OFFICER)) if parent else None,
-        ):
-            if person is not None and person not in recipients:
-                recipients.append(person)
         day = now.astimezone(roster_resolve.zone_of(unit)).date().isoformat()
-        for person in recipients:
-            row = outbox.enqueue(
-                session,
-                outbox.message(
-                    clock=clock,
-                    channel="sms",
-                    to=person.phone,
-                    template="roster_gap",
-                    params={
-                        "unit": unit.name,
-                        "role": gap.role,
-                        "start": _local(gap.start, unit),
-                        "end": _local(gap.end, unit),
-                    },
-                    dedup_key=f"gap:{unit.code}:{gap.role}:{int(gap.start.timestamp())}:{day}:{person.id}",
-                    person_id=person.id,
-                ),
-            )
-            paged += row is not None
+        params = {"unit": unit.name, "role": gap.role, "start": _local(gap.start, unit), "end": _local(gap.end, unit)}
+        posts = [(unit, LEADER, "leader")]
+        # A vacant leader's post falls through to the parent's duty officer anyway: told once, not twice.
+        if parent is not None and on_duty.get((unit.id or 0, LEADER)) is not None:
+            posts.append((parent, DUTY_OFFICER, "parent"))
+        for post, role, which in posts:
+            subject = f"{unit.code}:{gap.role}:{int(gap.start.timestamp())}:{day}:{which}"
+            chase.alert(session, clock=clock, kind=ROSTER_GAP, subject=subject, unit=post, role=role, params=params,
+                        pager=pager)  # fmt: skip
+    paged = sum(1 for page in pager.flush() if page.sent)
     return AlertResult(len(found), paged)
 
 
@@ -91,7 +95,8 @@ def missed_check_ins(
     grace: timedelta = timedelta(minutes=15),
     lookback: timedelta = timedelta(hours=2),
 ) -> AlertResult:
-    """Page the leader of every unit whose duty officer has not checked in `grace` after their shift began."""
+    """Page the leader of every unit whose duty officer has not checked in `grace` after their shift began (a
+    vacant leader's post falls through up the chain, see app.escalation.chase)."""
     now = clock.now()
     window_start = now - grace - lookback
     units = _all_units(session)
@@ -117,31 +122,25 @@ def missed_check_ins(
     ]
     if not missing:
         return AlertResult(0, 0)
-    on_duty = roster_service.resolve_many(session, units=[u for u, _ in missing], at=now)
     names = {
         p.id: p.name for p in session.exec(select(Person).where(col(Person.id).in_({s.person_id for _, s in missing})))
     }
-    paged = 0
+    pager = Pager(session)
     for unit, seg in missing:
-        leader = on_duty.get((unit.id or 0, LEADER))
-        if leader is None:
-            continue
-        row = outbox.enqueue(
+        chase.alert(
             session,
-            outbox.message(
-                clock=clock,
-                channel="sms",
-                to=leader.phone,
-                template="missed_check_in",
-                params={
-                    "unit": unit.name,
-                    "name": names.get(seg.person_id, ""),
-                    "shift_start": _local(seg.start, unit),
-                    "minutes": int(grace.total_seconds() // 60),
-                },
-                dedup_key=f"checkin:{unit.code}:{int(seg.start.timestamp())}:{leader.id}",
-                person_id=leader.id,
-            ),
+            clock=clock,
+            kind=MISSED_CHECK_IN,
+            subject=f"{unit.code}:{int(seg.start.timestamp())}",
+            unit=unit,
+            role=LEADER,
+            params={
+                "unit": unit.name,
+                "name": names.get(seg.person_id, ""),
+                "shift_start": _local(seg.start, unit),
+                "minutes": int(grace.total_seconds() // 60),
+            },
+            pager=pager,
         )
-        paged += row is not None
+    paged = sum(1 for page in pager.flush() if page.sent)
     return AlertResult(len(missing), paged)

@@ -32,6 +32,11 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": IncidentPublic, "description": "a repeat of the same external_id: the same incident"}},
     summary="Report an incident (201), or update it when the same source repeats an external_id (200)",
+    description="The 201 comes once the incident, its tier rows (the first step due now), its timeline entry and "
+    "its webhook event are committed; the escalation tick pages within moments of that commit (the answer's tiers "
+    "say `paging`). A repeat of the same `external_id` from the same source (200) updates only the fields it "
+    "carries: omitted fields, figures included, keep their values and are never silently zeroed; new figures can "
+    "raise the level. `occurred_at` more than 10 minutes in the future is a 422.",
 )
 def create_incident(
     data: IncidentCreate, response: Response, session: SessionDep, clock: ClockDep, principal: PrincipalDep

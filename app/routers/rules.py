@@ -5,8 +5,9 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from app.auth.principal import authorize
-from app.escalation import rules as rules_service
-from app.escalation.rules import RulesDocument
+from app.escalation.rules import schemas as rules_schemas
+from app.escalation.rules import service as rules_service
+from app.escalation.rules.schemas import RulesDocument
 from app.routers.deps import ClockDep, PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/response-rules", tags=["rules"])
@@ -23,6 +24,6 @@ def put_rules(
     session: SessionDep,
     clock: ClockDep,
     principal: PrincipalDep,
-    document: dict[str, Any] = Body(..., examples=[rules_service.default_document().model_dump(mode="json")]),
+    document: dict[str, Any] = Body(..., examples=[rules_schemas.default_document().model_dump(mode="json")]),
 ) -> RulesDocument:
     return rules_service.replace(session, clock=clock, actor=principal, document=document)

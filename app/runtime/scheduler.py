@@ -1,4 +1,5 @@
-"""Background work inside the server process: APScheduler triggers the escalation tick and roster alerts.
+"""Background work inside the server process: the escalation tick on its own thread (woken by commits), and
+APScheduler for the roster alerts.
 
 APScheduler's own job stores are not used for anything that matters: every timer is a row, claimed with row
 locks, so a restart, or a second replica running the same jobs, changes nothing.
@@ -9,17 +10,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
 from prometheus_client import Histogram
 from sqlalchemy import Engine
 
 from app.clock import Clock
 from app.config import Settings
 from app.db import transaction
-from app.escalation import jobs
+from app.escalation import jobs, wake
 from app.rollcall import schedules as roll_call_schedules
 from app.roster import jobs as roster_jobs
 
@@ -36,19 +37,33 @@ def _guarded(name: str, work: Callable[[], object]) -> None:
 
 
 class Ticker:
-    """The escalation tick. APScheduler runs it every `interval` seconds; when the earliest waiting timer falls
-    due sooner than that, it also asks for one extra run at that moment, so a step fires a few milliseconds
-    late instead of up to a whole interval late. Runs in one process never overlap; replicas use row locks."""
+    """The escalation tick, on a thread of its own. It runs at once when woken (a commit in this process that made
+    a step due; on PostgreSQL, a NOTIFY from another replica's commit), when its earliest waiting timer falls due,
+    and every `interval` seconds as the safety net. Runs in one process never overlap; replicas use row locks."""
 
     MIN_GAP = 0.05  # seconds: timers due closer together than this are taken in one run
 
-    def __init__(self, engine: Engine, clock: Clock, interval: float, lateness: Histogram | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        interval: float,
+        lateness: Histogram | None = None,
+        *,
+        in_process: bool = True,
+        listen_url: str | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.interval = interval
         self.lateness = lateness
-        self.scheduler: BaseScheduler | None = None
+        self.in_process = in_process
+        self.listen_url = listen_url
         self._busy = threading.Lock()
+        self._woken = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.wakes = 0  # how many times a wake (in process or NOTIFY) was received
 
     def run(self) -> float | None:
         """One tick; the seconds until the next one is wanted when that is sooner than the interval."""
@@ -61,13 +76,14 @@ class Ticker:
         if self.lateness is not None:
             for seconds in result.lateness:
                 self.lateness.observe(seconds)
-        if result.steps or result.overdue_reports or result.missed_heartbeats:
+        if result.steps or result.overdue_reports or result.missed_heartbeats or result.chase_steps:
             log.info(
                 "tick",
                 extra={
                     "steps": result.steps,
                     "overdue_reports": result.overdue_reports,
                     "missed_heartbeats": result.missed_heartbeats,
+                    "chase_steps": result.chase_steps,
                     "max_lateness_s": round(max(result.lateness, default=0.0), 3),
                 },
             )
@@ -76,24 +92,81 @@ class Ticker:
         wait = max(self.MIN_GAP, (result.next_due - self.clock.now()).total_seconds())
         return wait if wait < self.interval else None
 
-    def __call__(self) -> None:
-        try:
-            wait = self.run()
-        except Exception:  # the next run retries; the rows are still there
-            log.exception("scheduled job failed", extra={"job": "escalation-tick"})
-            return
-        if wait is not None and self.scheduler is not None and self.scheduler.running:
-            self.scheduler.add_job(
-                self,
-                "date",
-                run_date=datetime.now(UTC) + timedelta(seconds=wait),
-                id="escalation-wake",
-                replace_existing=True,
-                misfire_grace_time=None,
-            )
+    def wake(self) -> None:
+        """Run again at once (called after a commit that made something due)."""
+        self.wakes += 1
+        self._woken.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        if self.in_process:
+            wake.add_listener(self.wake)
+        self._spawn(self._loop, "escalation-tick")
+        if self.listen_url is not None:
+            self._spawn(self._listen, "escalation-listen")
+
+    def shutdown(self) -> None:
+        wake.remove_listener(self.wake)
+        self._stop.set()
+        self._woken.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._woken.clear()
+            try:
+                wait = self.run()
+            except Exception:  # the next run retries; the rows are still there
+                log.exception("scheduled job failed", extra={"job": "escalation-tick"})
+                wait = None
+            self._woken.wait(self.interval if wait is None else wait)
+
+    def _listen(self) -> None:
+        """LISTEN for other replicas' commits that made a step due (PostgreSQL), reconnecting after a failure."""
+        assert self.listen_url is not None
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.listen_url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {wake.CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.wake()
+            except Exception:  # the interval tick covers the gap; try again shortly
+                log.exception("listening for wakes failed", extra={"job": "escalation-listen"})
+                self._stop.wait(1.0)
 
 
-def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram | None = None) -> BackgroundScheduler:
+def listen_url(engine: Engine) -> str | None:
+    """The libpq URL the ticker LISTENs on, for a PostgreSQL engine (None otherwise)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    url = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class Background:
+    """The background work of one process: the ticker's threads and APScheduler's roster jobs."""
+
+    def __init__(self, scheduler: BackgroundScheduler, ticker: Ticker) -> None:
+        self.scheduler, self.ticker = scheduler, ticker
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.ticker.start()
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.ticker.shutdown()
+        self.scheduler.shutdown(wait=wait)
+
+
+def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram | None = None) -> Background:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
     grace = timedelta(minutes=settings.check_in_grace_minutes)
 
@@ -111,9 +184,7 @@ def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram 
 
     # coalesce + max_instances=1: a slow run is never doubled in one process, nor caught up in a burst.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    ticker = Ticker(engine, clock, settings.tick_seconds, lateness)
-    ticker.scheduler = scheduler
-    scheduler.add_job(ticker, "interval", seconds=settings.tick_seconds, id="escalation-tick", **common)
+    ticker = Ticker(engine, clock, settings.tick_seconds, lateness, listen_url=listen_url(engine))
     scheduler.add_job(_guarded, "interval", minutes=1, args=["missed-check-ins", check_ins], id="check-ins", **common)
     # Unannounced roll-calls start within seconds of their drawn instant (the instants are rows, so none is lost).
     scheduler.add_job(
@@ -128,4 +199,4 @@ def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram 
     scheduler.add_job(
         _guarded, "cron", hour=hour, minute=minute, args=["roster-gaps", gaps], id="roster-gaps", **common
     )
-    return scheduler
+    return Background(scheduler, ticker)

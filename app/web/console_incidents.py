@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from app.errors import DomainError, NotFound
 from app.escalation.grading import Severity
-from app.escalation.rules import CATEGORIES
 from app.incidents import lifecycle, views
 from app.incidents import service as incident_service
+from app.incidents.categories import CATEGORIES
 from app.incidents.models import OPEN_STATUSES
 from app.incidents.schemas import IncidentCreate, IncidentPublic, Reason, ReportCreate
 from app.notify import outbox

@@ -14,7 +14,7 @@ import app.db  # noqa: F401  (autogenerate writes app.db.UTCDateTime)
 
 
 revision: str = 'c6a0chase001'
-down_revision: str | None = 'd7a1duty0001'
+down_revision: str | None = 'd1a0hazard01'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,7 @@ from app.incidents import acks
 from app.notify import inbound, templates
 from app.notify.models import OutboxMessage
 from app.org import units
+from app.org.models import Unit
 from tests.factories import make_person
 from tests.incidents.helpers import Staff, staff_chain
 
@@ -242,3 +243,27 @@ def test_a_reply_1_with_the_code_to_a_chase_page_answers_that_chase(
     clock.advance(minutes=5)
     jobs.run_tick(engine, clock=clock)
     assert len(sent(session)) == 1
+
+
+def test_a_kind_may_bring_its_own_ladder_and_refuse_replies(
+    session: Session, clock: ManualClock, engine: Engine, kind: chase.Kind
+) -> None:
+    def city_next(chain: Sequence[Unit], role: str, _c: Chase) -> list[chase.Rung]:
+        return [(chain[-1], role), (chain[0], "duty_officer")]  # the post, then straight to the city
+
+    mine = chase.register(replace(kind, ladder=city_next, replies=False))
+    staff = staff_chain(session, clock)
+    start(engine, clock, mine, subject="own", code="OW12")
+    jobs.run_tick(engine, clock=clock)
+    (page,) = sent(session)
+    with transaction(engine) as s:  # the dispatcher sent it; a reply "1" does not answer this kind
+        s.execute(update(OutboxMessage).where(col(OutboxMessage.id) == page.id).values(status="sent"))
+    with transaction(engine) as s:
+        routed = inbound.routed({chase.SUBJECT: chase.answer_page}, acks.acknowledge_page)
+        inbound.handle_sms(s, clock=clock, acknowledger=routed, phone=page.recipient, body="1")
+    clock.advance(minutes=5)
+    jobs.run_tick(engine, clock=clock)
+    assert who(session, staff) == [("street", "duty_officer"), ("city", "duty_officer")]
+    clock.advance(minutes=5)
+    jobs.run_tick(engine, clock=clock)
+    assert rows(session)[0].status == "exhausted"

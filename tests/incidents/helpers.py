@@ -54,7 +54,7 @@ def fire(**overrides: Any) -> dict[str, Any]:
         "unit_code": "110106001",
         "address": "右安门街道某医院",
         "location": {"lat": 39.86, "lon": 116.36},
-        "occurred_at": "2026-04-18T12:50:00+08:00",
+        "occurred_at": "2026-04-18T11:50:00+08:00",
         "severity": None,
         "casualties": {"deaths": 0, "injuries": 0, "trapped": 0, "missing": 0},
         "economic_loss_cny": 0,

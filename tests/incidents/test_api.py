@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from app.clock import ManualClock
 from app.incidents.models import Incident
 from tests.factories import signed_in
-from tests.incidents.helpers import fire, key_for, pages, signed_in_as, staff_chain
+from tests.incidents.helpers import fire, key_for, pages, signed_in_as, staff_chain, tick
 
 
 def count(session: Session) -> int:
@@ -116,7 +117,7 @@ def test_lifecycle_resolve_close_and_manual_severity(client: TestClient, session
 
 
 def test_manual_escalation_needs_a_reason_and_pages_the_tier_above(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
@@ -125,16 +126,19 @@ def test_manual_escalation_needs_a_reason_and_pages_the_tier_above(
     assert client.post(f"/api/v1/incidents/{inc['id']}/escalate", json={}, headers=officer).status_code == 422
     r = client.post(f"/api/v1/incidents/{inc['id']}/escalate", json={"reason": "火势扩大"}, headers=officer)
     assert r.status_code == 200, r.text
-    assert r.json()["tier"] == "city" and r.json()["required"] is True
+    assert r.json()["tier"] == "city" and r.json()["required"] is True and r.json()["state"] == "paging"
+    assert [m for m in pages(session, inc["id"]) if m.tier == "city"] == []  # the tick pages, at once
+    tick(engine, clock)
     assert staff("city", "duty_officer").id in [m.person_id for m in pages(session, inc["id"]) if m.tier == "city"]
 
 
 def test_notifications_list_every_page_with_its_status(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     staff_chain(session, clock)
     key = key_for(session, clock, "119")
     inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    tick(engine, clock)
     r = client.get(f"/api/v1/incidents/{inc['id']}/notifications", headers=key)
     assert r.status_code == 200
     items = r.json()["items"]
@@ -180,10 +184,13 @@ def test_heartbeat_missed_pages_the_city_duty_officer_once(
     assert actions == ["heartbeat.recovered", "heartbeat.missed", "heartbeat.create"]
 
 
-def test_metrics_count_incidents_and_queued_pages(client: TestClient, session: Session, clock: ManualClock) -> None:
+def test_metrics_count_incidents_and_queued_pages(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
     staff_chain(session, clock)
     key = key_for(session, clock, "119")
     client.post("/api/v1/incidents", json=fire(), headers=key)
+    tick(engine, clock)
     clock.advance(seconds=90)
     text = client.get("/metrics").text
     assert 'dutyline_incidents{severity="IV",status="reported"} 1.0' in text

@@ -11,9 +11,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.clock import ManualClock
-from app.escalation import engine as escalation
-from app.incidents import codes
-from app.incidents import service as incident_service
+from app.escalation import steps
+from app.incidents import codes, timeline
 from app.incidents.models import Incident, IncidentTier
 from app.runtime.scheduler import Ticker
 from tests.incidents.helpers import fire, in_transaction, key_for, paged, pages, signed_in_as, staff_chain, tick
@@ -29,7 +28,10 @@ def test_a_street_duty_officer_who_never_answers_is_passed_over(
     inc = r.json()
     assert inc["severity"] == "IV" and inc["lead_tier"] == "district" and inc["status"] == "reported"
     assert {t["tier"]: t["required"] for t in inc["tiers"]} == {"street": True, "district": True, "city": False}
+    assert {t["tier"]: t["state"] for t in inc["tiers"]} == {"street": "paging", "district": "paging", "city": "idle"}
     assert len(inc["code"]) == 4
+    assert pages(session, inc["id"]) == []  # the 201 pages nobody: the tick does, woken by the commit
+    assert tick(engine, clock).steps == 2
     # Level IV: each required tier's duty officer first, nobody else.
     assert paged(session, staff, inc["id"]) == [("street", "duty_officer"), ("district", "duty_officer")]
 
@@ -60,6 +62,7 @@ def test_an_ack_at_the_district_stops_the_district_chain_only(
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
     inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    tick(engine, clock)
     district_officer = signed_in_as(client, staff("district", "duty_officer"))
     r = client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=district_officer)
     assert r.status_code == 200, r.text
@@ -79,7 +82,7 @@ def test_an_ack_at_the_district_stops_the_district_chain_only(
 
 
 def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
@@ -87,6 +90,7 @@ def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
         "/api/v1/incidents", json=fire(casualties={"deaths": 2, "injuries": 0, "trapped": 0, "missing": 0}), headers=key
     ).json()
     assert inc["severity"] == "IV"
+    tick(engine, clock)
     r = client.post(
         f"/api/v1/incidents/{inc['id']}/reports",
         headers=key,
@@ -100,6 +104,7 @@ def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
     body = r.json()
     assert body["severity"] == "II" and body["lead_tier"] == "city" and body["status"] == "responding"
     assert next(t for t in body["tiers"] if t["tier"] == "city")["required"] is True
+    assert tick(engine, clock).steps == 1  # the city's first step; the leaders' pages are notices
     # The street and the district were waiting on their duty officers: level II pages their leaders at once.
     leaders = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier != "city"][2:]
     assert sorted(leaders) == [("district", "leader"), ("street", "leader")]
@@ -123,7 +128,7 @@ def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
 
 
 def test_level_iii_pages_leaders_at_once_and_informs_the_city(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
@@ -133,6 +138,8 @@ def test_level_iii_pages_leaders_at_once_and_informs_the_city(
     assert inc["severity"] == "III"
     tiers = {t["tier"]: t for t in inc["tiers"]}
     assert tiers["city"]["informed"] is True and tiers["city"]["required"] is False
+    assert tiers["city"]["state"] == "informed"
+    tick(engine, clock)
     assert sorted(paged(session, staff, inc["id"])) == sorted(
         [
             ("street", "duty_officer"),
@@ -145,11 +152,12 @@ def test_level_iii_pages_leaders_at_once_and_informs_the_city(
 
 
 def test_a_vacant_post_is_skipped_at_once_and_recorded(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     staff = staff_chain(session, clock, chain={"district": "110106", "city": "110000"})
     key = key_for(session, clock, "119")
     inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    tick(engine, clock)
     # Nobody is rostered at the street: its duty officer and leader are skipped and the district is told at once.
     detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
     kinds = [e["kind"] for e in detail["timeline"]]
@@ -167,6 +175,7 @@ def test_report_deadline_missed_pages_the_tier_above_and_says_late(
     inc = client.post(
         "/api/v1/incidents", json=fire(casualties={"deaths": 3, "injuries": 0, "trapped": 0, "missing": 0}), headers=key
     ).json()
+    tick(engine, clock)
     district_officer = signed_in_as(client, staff("district", "duty_officer"))
     street_officer = signed_in_as(client, staff("street", "duty_officer"))
     client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=district_officer)
@@ -219,7 +228,7 @@ def test_concurrent_repeats_make_one_incident(client: TestClient, session: Sessi
 
 
 def test_a_short_code_already_taken_is_drawn_again(
-    client: TestClient, session: Session, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     staff_chain(session, clock)
     key = key_for(session, clock, "119")
@@ -230,6 +239,7 @@ def test_a_short_code_already_taken_is_drawn_again(
     assert first.status_code == 201 and second.status_code == 201, second.text
     assert (first.json()["code"], second.json()["code"]) == ("K7K7", "M3M3")
     assert next(drawn, None) is None  # the second intake drew twice more: one collision, then a free code
+    tick(engine, clock)
     # The collision left the second incident whole: its tiers, its first page and its timeline.
     detail = client.get(f"/api/v1/incidents/{second.json()['id']}", headers=key).json()
     assert [t["tier"] for t in detail["tiers"]] == ["street", "district", "city"]
@@ -243,21 +253,23 @@ def test_a_batch_writes_each_page_once_and_keeps_the_timeline_in_order(
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
     incident_id = client.post("/api/v1/incidents", json=fire(), headers=key).json()["id"]
+    tick(engine, clock)
     before = pages(session, incident_id)
     with in_transaction(engine) as s:
         inc = s.get(Incident, incident_id)
         assert inc is not None
-        ctx = incident_service.context(s, clock, inc)
+        batch = timeline.Batch(s)
+        ctx = steps.load_contexts(s, clock, [inc], batch=batch)[incident_id]
         query = select(IncidentTier).where(IncidentTier.incident_id == incident_id, IncidentTier.tier == "street")
         street = s.exec(query).one()
-        with escalation.batched(s):
-            escalation.note(s, inc, at=clock.now(), kind="test", message="before")
-            # Step 0's page once more: its dedup key exists, so no row and no timeline entry.
-            escalation.page(ctx, street, role=escalation.DUTY_OFFICER, template="incident_page")
-            # The same new page twice in one batch: one row, one entry.
-            for _ in range(2):
-                escalation.page(ctx, street, role=escalation.LEADER, template="incident_reminder", notice="again")
-            escalation.note(s, inc, at=clock.now(), kind="test", message="after")
+        ctx.note(kind="test", message="before")
+        # Step 0's page once more: its dedup key exists, so no row and no timeline entry.
+        steps.page(ctx, street, role=steps.DUTY_OFFICER, template="incident_page")
+        # The same new page twice in one batch: one row, one entry.
+        for _ in range(2):
+            steps.page(ctx, street, role=steps.LEADER, template="incident_reminder", notice="again")
+        ctx.note(kind="test", message="after")
+        batch.flush()
     after = pages(session, incident_id)
     assert [m.person_id for m in after[len(before) :]] == [staff("street", "leader").id]
     assert after[-1].dedup_key.endswith(":again:leader:" + str(staff("street", "leader").id) + ":sms")
@@ -276,16 +288,21 @@ def test_two_ticks_at_once_take_each_step_exactly_once(
     ids = [
         client.post("/api/v1/incidents", json=fire(external_id=f"e{i}"), headers=key).json()["id"] for i in range(12)
     ]
+
+    def two_at_once() -> int:
+        barrier = threading.Barrier(2)
+
+        def run() -> int:
+            barrier.wait()
+            return tick(engine, clock).steps
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return sum(pool.map(lambda _: run(), range(2)))
+
+    assert two_at_once() == 24  # the intakes' first steps: street and district of each incident, once
+    assert all(len(paged(session, staff, i)) == 2 for i in ids)
     clock.advance(minutes=5)
-    barrier = threading.Barrier(2)
-
-    def run() -> int:
-        barrier.wait()
-        return tick(engine, clock).steps
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        steps = sum(pool.map(lambda _: run(), range(2)))
-    assert steps == 24  # street and district of each incident, once
+    assert two_at_once() == 24  # the second steps, once
     for incident_id in ids:
         who = paged(session, staff, incident_id)
         assert len(who) == 6

@@ -1,48 +1,15 @@
-"""The graded-response rules: a validated, versioned document the city admin can read and replace.
-
-Every incident records the version it was planned under, so replacing the rules never rewrites history.
-"""
+"""The rules document: one rule per level (who leads, who must acknowledge, windows), validated."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import JSON, Column
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, col, select
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app import audit
-from app.auth.principal import Principal, authorize_whole_tree
-from app.clock import Clock
-from app.db import UTCDateTime
-from app.errors import Conflict, FieldError, Invalid
 from app.escalation.grading import Severity
+from app.incidents.categories import CATEGORIES
 from app.org.models import AgencyKind, Tier
-
-TIER_ORDER = [Tier.street, Tier.district, Tier.city]
-
-
-class Category(StrEnum):
-    fire = "fire"
-    gas = "gas"
-    hazmat = "hazmat"
-    construction = "construction"
-    ebike = "ebike"
-    hospital = "hospital"
-    elderly_care = "elderly_care"
-    traffic = "traffic"
-    flood = "flood"
-    geologic = "geologic"
-    public_health = "public_health"
-    public_security = "public_security"
-    other = "other"
-
-
-CATEGORIES = tuple(Category)
 
 Seconds = Annotated[int, Field(gt=0, le=30 * 24 * 3600)]
 
@@ -157,71 +124,3 @@ def default_document() -> RulesDocument:
             "public_security": [AgencyKind.police],
         },
     )
-
-
-class ResponseRules(SQLModel, table=True):
-    __tablename__ = "response_rules"
-
-    version: int = SQLField(primary_key=True)
-    document: dict[str, Any] = SQLField(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = SQLField(sa_type=UTCDateTime)
-    created_by: str = SQLField(max_length=120)
-
-
-def _as_document(row: ResponseRules) -> RulesDocument:
-    doc = RulesDocument.model_validate(row.document)
-    return doc.model_copy(update={"version": row.version, "created_at": row.created_at, "created_by": row.created_by})
-
-
-_NEWEST = select(ResponseRules).order_by(col(ResponseRules.version).desc()).limit(1)
-
-
-def current(session: Session) -> RulesDocument:
-    """The newest rules (the defaults, as version 1, until anyone replaces them)."""
-    row = session.exec(_NEWEST).first()
-    if row is None:
-        return default_document().model_copy(update={"version": 1, "created_by": "default"})
-    return _as_document(row)
-
-
-def by_version(session: Session, version: int) -> RulesDocument:
-    """The rules an incident was planned under. Version 1 is always the built-in defaults."""
-    row = session.get(ResponseRules, version) if version > 1 else None
-    if row is None:
-        return default_document().model_copy(update={"version": 1, "created_by": "default"})
-    return _as_document(row)
-
-
-def replace(session: Session, *, clock: Clock, actor: Principal, document: dict[str, Any]) -> RulesDocument:
-    """Validate and store a new version; the old ones stay for the incidents planned under them."""
-    authorize_whole_tree(actor, "rules:write")
-    try:
-        parsed = RulesDocument.model_validate(document)
-    except ValidationError as exc:
-        fields = [
-            FieldError(".".join(str(p) for p in e["loc"]) or "document", e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-        raise Invalid(
-            "the rules document is invalid: " + "; ".join(f"{f.field}: {f.message}" for f in fields[:5]), fields=fields
-        ) from exc
-    before = current(session)
-    version = (before.version or 1) + 1
-    body = parsed.model_dump(mode="json", exclude={"version", "created_at", "created_by"})
-    row = ResponseRules(version=version, document=body, created_at=clock.now(), created_by=actor.actor)
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError as exc:
-        raise Conflict("the rules were replaced concurrently; read them again and retry") from exc
-    audit.record(
-        session,
-        clock=clock,
-        actor=actor,
-        action="rules.replace",
-        object_type="response_rules",
-        object_id=version,
-        before={"version": before.version},
-        after=body,
-    )
-    return _as_document(row)
