@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.escalation import engine
+from app.escalation import wake
+from app.incidents import timeline
 from app.incidents.models import Incident, IncidentTier
 from app.notify.delivery import DeliveryEvent
 from app.notify.models import Channel, ErrorClass, OutboxMessage
@@ -54,7 +55,7 @@ def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent])
         }
         if event.kind == "failover":
             then = f",改由{_name(event.carried_by)}发送" if event.carried_by else ""
-            engine.note(
+            timeline.note(
                 session,
                 inc,
                 at=now,
@@ -65,7 +66,7 @@ def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent])
                 data=data | {"carried_by": event.carried_by},
             )
             continue
-        engine.note(
+        timeline.note(
             session,
             inc,
             at=now,
@@ -92,7 +93,8 @@ def _page_next_now(session: Session, clock: Clock, inc: Incident, row: OutboxMes
     if state.next_step_at > now:
         state.next_step_at = now
         session.add(state)
-        engine.note(
+        wake.made_due(session)  # the tick takes it at this commit, not at its next second
+        timeline.note(
             session,
             inc,
             at=now,

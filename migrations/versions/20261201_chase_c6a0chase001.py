@@ -14,7 +14,7 @@ import app.db  # noqa: F401  (autogenerate writes app.db.UTCDateTime)
 
 
 revision: str = 'c6a0chase001'
-down_revision: str | None = 'd1a0hazard01'
+down_revision: str | None = 'd14a0provid1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
