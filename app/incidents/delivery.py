@@ -89,6 +89,10 @@ def _page_next_now(session: Session, clock: Clock, inc: Incident, row: OutboxMes
         return
     if row.step is not None and state.step != row.step:
         return  # the chain has already moved past the step this page belonged to
+    if row.template == "incident_reminder":
+        # A reminder to the same unreachable number (it goes with the leader's page): the leader just paged
+        # keeps the window; moving on again would tell the tier above at once.
+        return
     now = clock.now()
     if state.next_step_at > now:
         state.next_step_at = now
