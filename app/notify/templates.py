@@ -67,7 +67,7 @@ TEMPLATES: dict[str, str] = {
     "notice_signed": "已签收 {code}",
     "hazard_reminder": "【隐患整改提醒】{unit}{venue}{level}隐患({code})整改期限{deadline},还有{days}天,请按期完成",
     "hazard_overdue": "【隐患逾期】{unit}{venue}{level}隐患({code})已过整改期限{deadline},请督促整改",
-    "hazard_escalated": "【隐患逾期督办】{lower_unit}{venue}{level}隐患({code})逾期{days}天未整改,请{unit}督办",
+    "hazard_escalated": "【隐患逾期督办】{unit}{venue}{level}隐患({code})过期限{deadline}仍未整改,请{to_unit}督办",
 }
 
 # Parameters whose value may be shortened so the whole text fits one segment.

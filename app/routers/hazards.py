@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.errors import Invalid
-from app.hazards import categories, lifecycle, lists, photos, stats, views
+from app.hazards import categories, chase, lifecycle, lists, photos, stats, views
 from app.hazards import service as hazard_service
 from app.hazards.models import Level, Status
 from app.hazards.photos import PhotoStore
@@ -47,6 +47,7 @@ UPLOAD_LIMITS = {"/api/v1/hazards": MAX_IMPORT_BYTES + 65_536, "/console/hazards
 def install(app: FastAPI, settings: Settings) -> None:
     """The register's routes, its configured categories and where its photos are kept."""
     categories.configure(settings.hazard_categories)
+    chase.configure(escalate_days=settings.hazard_escalate_days)
     app.state.photo_store = PhotoStore(Path(settings.data_dir), keep_location=settings.hazard_photo_location == "keep")
     app.include_router(router)
     from app.web import hazards as console_pages  # the console's pages depend on this module's helpers

@@ -48,6 +48,7 @@ KIND_NAMES = {
     "overdue": "逾期",
     "escalated": "逾期上报",
     "vacant": "空岗",
+    "exhausted": "催办到顶",
 }
 FIELD_NAMES = {
     "unit_code": "所属单位",

@@ -39,6 +39,7 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "label": "红色预警",
         "issuer": "北京市",
         "venue": "右安门医院",
+        "to_unit": "丰台区",
         "deadline": "04-25",
         "days": 3,
         "text": "【点名】右安门街道值班员请答复",
