@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
@@ -53,12 +52,9 @@ def _hazard_id(chase: Chase) -> int:
 
 def _answered(session: Session, chases: Sequence[Chase]) -> set[int]:
     """Chases whose hazard is submitted or closed, or whose round is over (a new deadline or verification round)."""
-    rows = session.execute(
-        sa_select(col(Hazard.id), col(Hazard.status), col(Hazard.deadline), col(Hazard.failed_verifications)).where(
-            col(Hazard.id).in_({_hazard_id(c) for c in chases})
-        )
-    ).all()
-    current = {hid: (status, f"{deadline.isoformat()}:{rounds}") for hid, status, deadline, rounds in rows}
+    # Whole rows, not columns: the steps' timeline notes (`_note`) then find them in the session, not by a query each.
+    hazards = session.exec(select(Hazard).where(col(Hazard.id).in_({_hazard_id(c) for c in chases}))).all()
+    current = {h.id: (h.status, f"{h.deadline.isoformat()}:{h.failed_verifications}") for h in hazards}
     done = set()
     for c in chases:
         got = current.get(_hazard_id(c))
