@@ -34,6 +34,7 @@ STEP_TIME = time(9, 0)  # office hours: when a duty office would send these
 REMINDER_DAYS = (3, 1)
 ANSWERED = (Status.submitted, Status.closed)
 ACTOR = "system:chase"
+_LOADED = "hazards.chased"  # session.info: the hazards of the tick's batch, by id
 _settings = {"escalate_days": 3}
 
 
@@ -52,8 +53,9 @@ def _hazard_id(chase: Chase) -> int:
 
 def _answered(session: Session, chases: Sequence[Chase]) -> set[int]:
     """Chases whose hazard is submitted or closed, or whose round is over (a new deadline or verification round)."""
-    # Whole rows, not columns: the steps' timeline notes (`_note`) then find them in the session, not by a query each.
+    # Whole rows, kept for the steps' timeline notes (`_note`): one query per batch, not one per step.
     hazards = session.exec(select(Hazard).where(col(Hazard.id).in_({_hazard_id(c) for c in chases}))).all()
+    session.info.setdefault(_LOADED, {}).update({h.id: h for h in hazards})
     current = {h.id: (h.status, f"{h.deadline.isoformat()}:{h.failed_verifications}") for h in hazards}
     done = set()
     for c in chases:
@@ -83,7 +85,10 @@ def _note(session: Session, chase: Chase, event: chase_service.Event) -> None:
     """Every step on the hazard's timeline; a reminder's step also texts the responsible party."""
     if event.kind not in ("page", "vacant", "all_vacant", "exhausted"):
         return
-    hazard = session.get(Hazard, _hazard_id(chase))
+    hazard = session.info.get(_LOADED, {}).get(_hazard_id(chase))
+    if hazard is None:
+        with session.no_autoflush:  # the batch's entries go in together at its flush, not one by one here
+            hazard = session.get(Hazard, _hazard_id(chase))
     if hazard is None:
         return
     if chase.kind == REMINDER_KIND:
