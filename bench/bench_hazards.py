@@ -4,8 +4,9 @@ Figures (p50/p99 over many rounds, each next to a bare query baseline measured i
   1. the register list: a page of 50 of a district (or the city), overdue first, with its total count and the
      API's shape (hazard_service.listing + views.public_many, as GET /api/v1/hazards does);
   2. the statistics per child unit of a district and of the city (stats.per_child, as GET /api/v1/hazards/stats);
-  3. the daily deadline sweep: the chase's claim of the hazards whose next step is due at 09:00 on a busy day, and
-     its pages written (chase.sweep, as the tick runs it), in its own transaction rolled back after each round.
+  3. the daily deadline sweep: one tick batch of due chase steps at 09:00 (jobs.chase_steps: claim with SKIP LOCKED,
+     who is on duty, the pages in one INSERT, the hazards' timeline entries), rolled back after each round so every
+     round takes the same steps; the whole sweep is (due / batch) such batches, one transaction each.
 Target from issue 16: each p99 < 100 ms on PostgreSQL.
 
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test python bench/bench_hazards.py
@@ -27,17 +28,21 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app import migrate
 from app.auth.principal import Principal
 from app.clock import ManualClock
 from app.db import make_engine, reader
+from app.escalation import jobs
+from app.escalation.models import Chase
+from app.hazards import chase, stats, views
 from app.hazards import service as hazard_service
-from app.hazards import stats, views
 from app.hazards.models import Hazard
 from app.org import units as unit_service
-from app.org.models import Tier, Unit
+from app.org.models import Person, Tier, Unit
+from app.roster import service as roster_service
+from app.roster.schemas import RotationCreate
 from bench.benchlib import database, percentile
 
 SEED = 1618
@@ -99,6 +104,24 @@ def populate(session: Session, rng: random.Random) -> tuple[list[Unit], list[Uni
         )
     for start in range(0, len(rows), 5000):
         session.execute(insert(Hazard), rows[start : start + 5000])
+    session.commit()
+    # Someone on duty at every post, so that the sweep pages people (not the all-vacant path).
+    clock = ManualClock(NOW - timedelta(days=200))
+    system = Principal.system("bench")
+    for n, u in enumerate(units):
+        for role in ("duty_officer", "leader"):
+            person = Person(name=f"{role}{n}", phone=f"+86137{n:05d}{0 if role == 'leader' else 1:03d}",
+                            unit_id=u.id or 0, roles=[role], created_at=NOW, updated_at=NOW)  # fmt: skip
+            session.add(person)
+            session.flush()
+            roster_service.create_rotation(session, clock=clock, actor=system, data=RotationCreate(
+                unit_code=u.code, role=role, participants=[person.id or 0], start_date=date(2025, 12, 1)))  # fmt: skip
+    session.commit()
+    # The chases, planned as the service plans them, a minute before the day's 09:00 steps fall due.
+    by_id = {u.id: u for u in units}
+    hazards = list(session.exec(select(Hazard)))
+    chase.plan_many(session, clock=ManualClock(NOW - timedelta(minutes=1)),
+                    hazards=[(h, by_id[h.unit_id]) for h in hazards])  # fmt: skip
     session.commit()
     return districts, units
 
@@ -164,6 +187,11 @@ def main() -> None:
 
             return run
 
+        def sweep() -> None:
+            with Session(engine) as s:
+                jobs.chase_steps(s, clock=clock, limit=jobs.BATCH)
+                s.rollback()  # every round takes the same due steps
+
         print(f"{ROUNDS} rounds each; the machine is shared with other engineers' test runs (figures are noisy):")
         measure("baseline: one hazard by id (bare SQL)", bare)
         measure("register: a district, overdue first, page of 50 + total", register(None))
@@ -171,6 +199,13 @@ def main() -> None:
         measure("register: a district, major and overdue", filtered)
         measure("stats per street of a district", per_child(None))
         measure("stats per district of the city", per_child(city))
+        with Session(read) as s:
+            due = s.exec(
+                select(func.count())
+                .select_from(Chase)
+                .where(col(Chase.status) == "open", col(Chase.next_step_at) <= clock.now())
+            ).one()
+        measure(f"deadline sweep: one tick batch of {jobs.BATCH} chase steps ({due} due)", sweep, rounds=ROUNDS // 3)
         engine.dispose()
     finally:
         drop()
