@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import metrics
@@ -23,12 +24,16 @@ from app.config import Settings, get_settings
 from app.db import make_engine, max_requests_in_flight, transaction
 from app.errors import DomainError, TooManyRequests
 from app.escalation import chase
+from app.escalation.models import Chase
 from app.incidents import acks as incident_acks
 from app.incidents import delivery as incident_delivery
 from app.middleware import AccessLog, BodyLimit, InFlightLimit
 from app.notices import acks as notice_acks
+from app.notices import chase as notice_chase
 from app.notify import inbound
+from app.notify.models import OutboxMessage
 from app.rollcall import acks as rollcall_acks
+from app.rollcall import chase as rollcall_chase
 from app.roster import service as roster_service
 from app.routers import (
     agencies,
@@ -156,6 +161,24 @@ def install_error_handlers(app: FastAPI) -> None:
         raise exc
 
 
+def _chase_reply(session: Session, *, clock: Clock, phone: str, page: OutboxMessage, via: str) -> inbound.AckOutcome:
+    """A reply to a chase's page ("chase:<id>"): roll-calls and notices answer it their own way (the channel on
+    record, the signer on duty); every other kind through the chase itself."""
+    row = session.get(Chase, int((page.subject or ":0").split(":", 1)[1]))
+    handler = _DUTY_REPLIES.get(row.kind) if row is not None else None
+    return (handler or chase.answer_page)(session, clock=clock, phone=phone, page=page, via=via)
+
+
+_DUTY_REPLIES: dict[str, inbound.Acknowledger] = {
+    rollcall_chase.ROLLCALL.name: rollcall_acks.answer_page,
+    rollcall_chase.SUMMARY.name: rollcall_acks.noted,
+    notice_chase.NOTICE.name: notice_acks.sign_page,
+    notice_chase.UPDATE.name: notice_acks.sign_page,
+    notice_chase.OVERDUE.name: rollcall_acks.noted,
+    notice_chase.CANCELLED.name: rollcall_acks.noted,
+}
+
+
 def create_app(
     settings: Settings | None = None, *, engine: Engine | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -203,10 +226,7 @@ def create_app(
     console_pages.install(app)
     hazard_routes.install(app, settings)
     notify_app.install(app, settings)
-    app.state.acknowledger = inbound.routed(
-        {"rollcall": rollcall_acks.answer_page, "notice": notice_acks.sign_page, chase.SUBJECT: chase.answer_page},
-        incident_acks.acknowledge_page,
-    )
+    app.state.acknowledger = inbound.routed({chase.SUBJECT: _chase_reply}, incident_acks.acknowledge_page)
     app.state.delivery_observers.append(incident_delivery.on_delivery)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, larger=hazard_routes.UPLOAD_LIMITS)
     app.add_middleware(InFlightLimit, limit=in_flight, exempt=("/healthz", "/sim/"))

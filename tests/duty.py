@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from app.auth import api_keys
 from app.auth.principal import Principal
 from app.clock import ManualClock
+from app.db import transaction
+from app.escalation import jobs
+from app.notices import jobs as notice_jobs
 from app.org import people
 from app.org.models import Person, Unit
 from app.org.schemas import PersonCreate
+from app.rollcall import jobs as rollcall_jobs
 from app.roster import service as roster_service
 from app.roster.schemas import RotationCreate
 from tests.factories import PASSWORD, make_agency, next_phone
@@ -91,3 +96,12 @@ def warning_key(session: Session, clock: ManualClock, code: str = "bjqx") -> dic
     new = api_keys.create(session, clock=clock, agency=agency, scopes=["warnings:write", "notices:read"])
     session.commit()
     return {"X-API-Key": new.key}
+
+
+def follow_up(engine: Engine, clock: ManualClock) -> None:
+    """What the scheduler runs: the escalation tick (chases included), then roll-call and notice follow-ups."""
+    jobs.run_tick(engine, clock=clock)
+    with transaction(engine) as session:
+        rollcall_jobs.tick(session, clock=clock)
+        notice_jobs.tell_issuers(session, clock=clock)
+    jobs.run_tick(engine, clock=clock)  # the one-shot alerts those made

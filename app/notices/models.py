@@ -60,7 +60,7 @@ class Notice(SQLModel, table=True):
 class NoticeReceipt(SQLModel, table=True):
     """One receiving unit's copy: signed (签收) or not, fed back (反馈) or not, forwarded down or not.
 
-    `step` / `next_step_at` are the unit's chase timer (see app.escalation): a row, not memory."""
+    Its chase (app.notices.chase) holds the timer: a row of app.escalation's, not memory."""
 
     __tablename__ = "notice_receipt"
     __table_args__ = (UniqueConstraint("notice_id", "unit_id"),)
@@ -85,8 +85,8 @@ class NoticeReceipt(SQLModel, table=True):
     feedback_late: bool = False
     forwarded: bool = False
     created_at: datetime = Field(sa_type=UTCDateTime)
-    step: int = -1
-    next_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # When the issuer's duty officer was told this receipt is overdue (app.notices.jobs); null until then.
+    issuer_told_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CapMessage(SQLModel, table=True):

@@ -18,17 +18,16 @@ from app.auth import service as auth_service
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden, Invalid, NotFound
+from app.notices import chase as notice_chase
 from app.notices import targets
 from app.notices.models import KIND_LABELS, Kind, Notice, NoticeReceipt, NoticeStatus, ReceiptState
 from app.notices.schemas import Addressing, NoticeCreate
-from app.notify import outbox
 from app.org import units as unit_service
 from app.org.models import Person, Role, Unit
 from app.roster import service as roster_service
 from app.roster.models import DUTY_ROLES
 
 CODE_PREFIX = "N"
-SUBJECT = "notice"
 COLOR_LABELS = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 _CODE_TRIES = 8
 
@@ -67,40 +66,13 @@ def page_params(notice: Notice, issuer: Unit, unit: Unit) -> dict[str, Any]:
     }
 
 
-def page_row(
-    *,
-    clock: Clock,
-    notice: Notice,
-    receipt_id: int,
-    issuer: Unit,
-    unit: Unit,
-    person: Person,
-    template: str = "notice_page",
-    step: str | int = 0,
-) -> dict[str, Any]:
-    return outbox.message(
-        clock=clock,
-        channel="sms",
-        to=person.phone,
-        template=template,
-        params=page_params(notice, issuer, unit),
-        dedup_key=f"nt:{receipt_id}:v{notice.version}:{step}:{person.id}:sms",
-        person_id=person.id,
-        incident_code=notice.code,
-        step=step if isinstance(step, int) else None,
-        subject=f"{SUBJECT}:{receipt_id}",
-    )
-
-
 def add_receipts(
     session: Session, *, clock: Clock, notice: Notice, issuer: Unit, units: Sequence[Unit], parent_id: int | None
 ) -> list[int]:
-    """One receipt per unit, in one INSERT, and each unit's duty officer paged (the chase's first step)."""
+    """One receipt per unit, in one INSERT, each chased from its duty officer up (app.notices.chase)."""
     if not units:
         return []
     now = clock.now()
-    due = now + timedelta(seconds=notice.sign_within_seconds)
-    officers = roster_service.resolve_many(session, units=list(units), at=now)
     rows = [
         {
             "notice_id": notice.id,
@@ -108,13 +80,10 @@ def add_receipts(
             "unit_path": u.path,
             "parent_id": parent_id,
             "state": ReceiptState.pending.value,
-            "due_at": due,
+            "due_at": now + timedelta(seconds=notice.sign_within_seconds),
             "feedback_late": False,
             "forwarded": False,
             "created_at": now,
-            "step": 0,
-            # A vacant duty officer's post falls through at once.
-            "next_step_at": due if officers.get((u.id or 0, "duty_officer")) else now,
         }
         for u in units
     ]
@@ -123,16 +92,9 @@ def add_receipts(
         insert(table).returning(table.c.id, table.c.unit_id, sort_by_parameter_order=True), rows
     ).all()
     by_id = {u.id: u for u in units}
-    pages = []
-    for receipt_id, unit_id in ids:
-        person = officers.get((unit_id, "duty_officer"))
-        if person is not None:
-            pages.append(
-                page_row(
-                    clock=clock, notice=notice, receipt_id=receipt_id, issuer=issuer, unit=by_id[unit_id], person=person
-                )
-            )
-    outbox.enqueue_many(session, pages)
+    notice_chase.begin(
+        session, clock=clock, notice=notice, issuer=issuer, receipts=[(rid, by_id[uid]) for rid, uid in ids]
+    )
     return [receipt_id for receipt_id, _ in ids]
 
 
@@ -324,7 +286,6 @@ def sign_receipt(
     receipt.signed_by_name = person.name
     receipt.signed_via = via
     receipt.signed_version = notice.version
-    receipt.next_step_at = None
     session.add(receipt)
     audit.record(
         session,
@@ -336,7 +297,7 @@ def sign_receipt(
         unit_path=receipt.unit_path,
         after={"receipt_id": receipt.id, "version": notice.version, "via": via, "late": now > receipt.due_at},
     )
-    outbox.mark_answered(session, clock=clock, subject=f"{SUBJECT}:{receipt.id}", via=via)
+    notice_chase.signed(session, clock=clock, notice=notice, receipt=receipt, by=f"person:{person.id}", via=via)
     session.flush()
     return receipt
 
@@ -423,28 +384,10 @@ def cancel(session: Session, *, clock: Clock, actor: Principal, notice: Notice, 
     issuer = session.get(Unit, notice.unit_id)
     assert issuer is not None
     units = unit_service.codes_by_id(session, {r.unit_id for r in rows})
-    officers = roster_service.resolve_many(session, units=list(units.values()), at=now)
-    pages = []
-    for r in rows:
-        r.next_step_at = None
-        session.add(r)
-        person = officers.get((r.unit_id, "duty_officer"))
-        if person is not None and r.id is not None:
-            pages.append(
-                page_row(
-                    clock=clock,
-                    notice=notice,
-                    receipt_id=r.id,
-                    issuer=issuer,
-                    unit=units[r.unit_id],
-                    person=person,
-                    template="notice_cancel",
-                    step="cancel",
-                )
-            )
-    outbox.enqueue_many(session, pages)
-    for r in rows:  # a plain "1" after the cancellation must not land on this notice
-        outbox.mark_answered(session, clock=clock, subject=f"{SUBJECT}:{r.id}", via="cancelled")
+    notice_chase.withdraw(session, clock=clock, notice=notice, receipts=rows, reason="cancelled")
+    notice_chase.tell_cancelled(
+        session, clock=clock, notice=notice, issuer=issuer, units=[(r.id or 0, units[r.unit_id]) for r in rows]
+    )
     audit.record(
         session,
         clock=clock,
@@ -474,6 +417,8 @@ def amend(
     """A new version of a notice (a CAP Update): every receiving unit signs again; new units get it."""
     now = clock.now()
     before = {"title": notice.title, "color": notice.color, "version": notice.version}
+    rows = receipts(session, notice)
+    notice_chase.withdraw(session, clock=clock, notice=notice, receipts=rows, reason="updated")
     notice.title, notice.body, notice.color = title, body, color
     notice.sign_within_seconds = sign_within_seconds
     notice.version += 1
@@ -482,33 +427,16 @@ def amend(
     session.add(notice)
     issuer = session.get(Unit, notice.unit_id)
     assert issuer is not None
-    rows = receipts(session, notice)
     have = {r.unit_id for r in rows}
     by_id = unit_service.codes_by_id(session, have)
-    officers = roster_service.resolve_many(session, units=list(by_id.values()), at=now)
-    due = now + timedelta(seconds=sign_within_seconds)
-    pages = []
     for r in rows:
-        assert r.id is not None
         r.state = ReceiptState.pending
-        r.due_at = due
-        r.step = 0
-        person = officers.get((r.unit_id, "duty_officer"))
-        r.next_step_at = due if person is not None else now
+        r.due_at = now + timedelta(seconds=sign_within_seconds)
         session.add(r)
-        if person is not None:
-            pages.append(
-                page_row(
-                    clock=clock,
-                    notice=notice,
-                    receipt_id=r.id,
-                    issuer=issuer,
-                    unit=by_id[r.unit_id],
-                    person=person,
-                    template="notice_update",
-                )
-            )
-    outbox.enqueue_many(session, pages)
+    session.flush()
+    notice_chase.begin(
+        session, clock=clock, notice=notice, issuer=issuer, receipts=[(r.id or 0, by_id[r.unit_id]) for r in rows]
+    )
     fresh = [u for u in units if u.id not in have]
     add_receipts(session, clock=clock, notice=notice, issuer=issuer, units=fresh, parent_id=None)
     audit.record(

@@ -53,31 +53,34 @@ TEMPLATES: dict[str, str] = {
     "voice_ack_confirmed": "已签收,谢谢。",
     "voice_no_input": "未收到按键。请查看短信并回复1签收。再见。",
     "voice_help": "无效按键。签收请按1。",
-    # Roll-call (查岗点名), PRODUCT.md §9.
+    # Roll-call (查岗点名), PRODUCT.md §9: to the post, to the unit's leader when it missed or is vacant, and to
+    # the calling unit's duty officer.
     "rollcall_page": "【查岗】{caller}点名:{unit}{role}{name},请于{minutes}分钟内回复 1 {code} 确认在岗",
-    "rollcall_missed": "【查岗未应答】{unit}{role}{name}未在{minutes}分钟内应答{caller}查岗({code}),请核实",
-    "rollcall_vacant": "【查岗空岗】{unit}{role}无人值守({caller}查岗{code}),请立即安排",
+    "rollcall_missed": "【查岗未应答】{caller}查岗({code}):{unit}{role}{name}{what},请核实",
+    "rollcall_summary": "【查岗结果】{caller}查岗{code}:{posts}岗,应答{answered},未应答{missed},空岗{vacant}{detail}",
     "rollcall_answered": "已确认在岗 {code}",
-    # Notices, warnings, instructions (通知/预警/指令) and their sign-off (签收), PRODUCT.md §9.
+    # Notices, warnings, instructions (通知/预警/指令) and their sign-off (签收), PRODUCT.md §9: to the receiving
+    # unit's duty officer, its leader when unsigned, then the issuer's duty officer.
     "notice_page": "【{label}】{issuer}:{title}。请于{minutes}分钟内回复 1 {code} 签收",
     "notice_reminder": "【催签】{unit}未签收{issuer}{label}:{title}。请回复 1 {code} 签收",
-    "notice_overdue": "【签收逾期】{unit}{minutes}分钟未签收{label}:{title}({code})",
+    "notice_overdue": "【签收逾期】{count}个单位逾期未签收{label}:{title}({code}){units}",
     "notice_update": "【{label}更新】{issuer}:{title}。请于{minutes}分钟内回复 1 {code} 重新签收",
     "notice_cancel": "【{label}解除】{issuer}:{title}({code})已解除,无需回复",
     "notice_signed": "已签收 {code}",
     "hazard_reminder": "【隐患整改提醒】{unit}{venue}{level}隐患({code})整改期限{deadline},还有{days}天,请按期完成",
     "hazard_overdue": "【隐患逾期】{unit}{venue}{level}隐患({code})已过整改期限{deadline},请督促整改",
     "hazard_escalated": "【隐患逾期督办】{unit}{venue}{level}隐患({code})过期限{deadline}仍未整改,请{to_unit}督办",
+    "ack_noted": "已收到 {code}",
 }
 
 # Parameters whose value may be shortened so the whole text fits one segment.
+# (A roll-call summary's `detail` and an overdue notice's `units` are shortened by their writers, to two segments.)
 _SHORTENABLE = {
     "incident_page": "title",
     "incident_info": "title",
     "tier_unresponsive": "title",
     "notice_page": "title",
     "notice_reminder": "title",
-    "notice_overdue": "title",
     "notice_update": "title",
     "notice_cancel": "title",
     "hazard_reminder": "venue",

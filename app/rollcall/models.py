@@ -41,12 +41,14 @@ class RollCall(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime)
     started_by: str = Field(max_length=120)
     schedule_id: int | None = Field(default=None, foreign_key="roll_call_schedule.id", index=True)
+    # When the calling unit's duty officer was told the results (after due_at); null until then.
+    told_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class RollCallEntry(SQLModel, table=True):
     """One post (unit + duty role) of a roll-call: who held it when the roll was called, and whether they answered.
 
-    `step` / `next_step_at` are the post's chase timer (see app.escalation): a row, not memory."""
+    Its chase (app.rollcall.chase) holds the timer: a row of app.escalation's, not memory."""
 
     __tablename__ = "roll_call_entry"
     __table_args__ = (UniqueConstraint("roll_call_id", "unit_id", "role"),)
@@ -60,8 +62,6 @@ class RollCallEntry(SQLModel, table=True):
     state: str = Field(default=EntryState.pending, max_length=16, index=True)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     channel: str | None = Field(default=None, max_length=16)
-    step: int = -1
-    next_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class RollCallSchedule(SQLModel, table=True):

@@ -20,16 +20,15 @@ from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden, NotFound
 from app.notices import targets
-from app.notify import outbox
 from app.org import units as unit_service
 from app.org.models import Person, Unit
+from app.rollcall import chase as rollcall_chase
 from app.rollcall.models import EntryState, RollCall, RollCallEntry
 from app.rollcall.schemas import RollCallCreate
 from app.roster import service as roster_service
 from app.roster.models import ROLE_LABELS
 
 CODE_PREFIX = "R"
-SUBJECT = "rollcall"
 _CODE_TRIES = 8
 
 
@@ -47,35 +46,6 @@ def _free_code(session: Session) -> str:
         if session.exec(select(RollCall.id).where(RollCall.code == code)).first() is None:
             return code
     raise RuntimeError("no free roll-call code after several tries")  # 31**4 codes: practically unreachable
-
-
-def page_params(rc: RollCall, caller: Unit, unit: Unit, role: str, name: str) -> dict[str, Any]:
-    return {
-        "caller": caller.name,
-        "unit": unit.name,
-        "role": role,
-        "name": name,
-        "minutes": max(1, round(rc.answer_within_seconds / 60)),
-        "code": rc.code,
-    }
-
-
-def page_row(
-    *, clock: Clock, rc: RollCall, entry_id: int, caller: Unit, unit: Unit, role: str, person: Person, step: int = 0
-) -> dict[str, Any]:
-    """The outbox row asking the holder of a post to answer the roll."""
-    return outbox.message(
-        clock=clock,
-        channel="sms",
-        to=person.phone,
-        template="rollcall_page",
-        params=page_params(rc, caller, unit, role, person.name),
-        dedup_key=f"rc:{entry_id}:{step}:{role}:{person.id}:sms",
-        person_id=person.id,
-        incident_code=rc.code,
-        step=step,
-        subject=f"{SUBJECT}:{entry_id}",
-    )
 
 
 def start(
@@ -119,9 +89,6 @@ def start(
                     "state": EntryState.pending.value if person else EntryState.vacant.value,
                     "answered_at": None,
                     "channel": None,
-                    # Step 0 is the page written below; a vacant post is due at once (it falls through).
-                    "step": 0,
-                    "next_step_at": rc.due_at if person else now,
                 }
             )
     # One INSERT for the whole city (720 posts), ids back in the same statement.
@@ -129,10 +96,8 @@ def start(
     ids = session.execute(
         insert(table).returning(table.c.id, table.c.unit_id, table.c.role, sort_by_parameter_order=True), rows
     ).all()
-    from app.rollcall import chase  # the chase pages step 0 now; imported here to keep the module graph acyclic
-
     by_unit = {u.id: u for u in units}
-    chase.begin(
+    rollcall_chase.begin(
         session,
         clock=clock,
         rc=rc,
@@ -250,7 +215,6 @@ def record_answer(
     entry.channel = via
     if entry.state == EntryState.pending:
         entry.state = EntryState.answered
-        entry.next_step_at = None
     session.add(entry)
     unit = session.get(Unit, entry.unit_id)
     audit.record(
@@ -263,7 +227,7 @@ def record_answer(
         unit_path=unit.path if unit else rc.unit_path,
         after={"entry_id": entry.id, "role": entry.role, "state": entry.state, "via": via},
     )
-    outbox.mark_answered(session, clock=clock, subject=f"{SUBJECT}:{entry.id}", via=via)
+    rollcall_chase.answered(session, clock=clock, entry=entry, by=f"person:{person.id}", via=via)
     session.flush()
     return entry
 

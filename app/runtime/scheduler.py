@@ -21,7 +21,8 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import transaction
 from app.escalation import jobs, wake
-from app.rollcall import schedules as roll_call_schedules
+from app.notices import jobs as notice_jobs
+from app.rollcall import jobs as rollcall_jobs
 from app.roster import jobs as roster_jobs
 
 log = logging.getLogger("dutyline.scheduler")
@@ -178,23 +179,18 @@ def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram 
         with transaction(engine) as session:
             roster_jobs.missed_check_ins(session, clock=clock, grace=grace)
 
-    def unannounced_roll_calls() -> None:
+    def duty_follow_ups() -> None:
         with transaction(engine) as session:
-            roll_call_schedules.due(session, clock=clock)
+            rollcall_jobs.tick(session, clock=clock)
+            notice_jobs.tell_issuers(session, clock=clock)
 
     # coalesce + max_instances=1: a slow run is never doubled in one process, nor caught up in a burst.
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     ticker = Ticker(engine, clock, settings.tick_seconds, lateness, listen_url=listen_url(engine))
     scheduler.add_job(_guarded, "interval", minutes=1, args=["missed-check-ins", check_ins], id="check-ins", **common)
-    # Unannounced roll-calls start within seconds of their drawn instant (the instants are rows, so none is lost).
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        seconds=10,
-        args=["roll-call-schedules", unannounced_roll_calls],
-        id="roll-calls",
-        **common,
-    )
+    # Unannounced roll-calls start, and calling and issuing units are told, within seconds (the timers are rows).
+    job = ["duty-follow-ups", duty_follow_ups]
+    scheduler.add_job(_guarded, "interval", seconds=5, args=job, id="duty-follow-ups", **common)
     hour, minute = (int(x) for x in settings.gap_alert_time.split(":"))
     scheduler.add_job(
         _guarded, "cron", hour=hour, minute=minute, args=["roster-gaps", gaps], id="roster-gaps", **common

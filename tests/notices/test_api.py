@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from app.clock import ManualClock
+from app.escalation import jobs
 from app.notices.models import Notice, NoticeReceipt
 from app.notify.models import OutboxMessage
 from tests.duty import children, staff
@@ -29,7 +31,7 @@ def _notice(**overrides: object) -> dict[str, object]:
 
 
 def test_a_notice_to_the_districts_is_signed_fed_back_and_forwarded(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     districts = children(session, CITY)
     streets = children(session, DISTRICT)
@@ -42,6 +44,7 @@ def test_a_notice_to_the_districts_is_signed_fed_back_and_forwarded(
     assert notice["code"].startswith("N") and len(notice["code"]) == 5
     assert {x["unit_code"] for x in notice["receipts"]} == set(districts)
     assert notice["summary"]["units"] == 16 and notice["summary"]["pending"] == 16
+    jobs.run_tick(engine, clock=clock)  # the receipts' chases page
     session.commit()
     pages = session.exec(select(OutboxMessage).where(OutboxMessage.incident_code == notice["code"])).all()
     assert [p.person_id for p in pages] == [posts(DISTRICT).id]  # the only staffed district's duty officer

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
 
 from app.clock import ManualClock
+from app.escalation import jobs
+from app.escalation.models import Chase
 from app.notices.models import CapMessage, Notice, NoticeReceipt
 from app.notify.models import OutboxMessage
 from tests.duty import children, staff, warning_key
@@ -32,7 +35,9 @@ def _counts(session: Session) -> tuple[int, int, int, int]:
     )
 
 
-def test_alert_update_cancel_and_a_repeat(client: TestClient, session: Session, clock: ManualClock) -> None:
+def test_alert_update_cancel_and_a_repeat(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
     streets = children(session, MENTOUGOU) + children(session, FANGSHAN)
     staff(session, clock, [MENTOUGOU, FANGSHAN, *streets], roles=("duty_officer",))
     key = warning_key(session, clock)
@@ -44,6 +49,7 @@ def test_alert_update_cancel_and_a_repeat(client: TestClient, session: Session, 
     assert "150毫米" in notice["body"] and "立即撤离" in notice["body"]
     assert {x["unit_code"] for x in notice["receipts"]} == {MENTOUGOU, FANGSHAN, *streets}
     assert len(streets) == 41 and notice["summary"]["units"] == 43
+    jobs.run_tick(engine, clock=clock)
     session.commit()
     pages = session.exec(select(OutboxMessage).where(OutboxMessage.incident_code == notice["code"])).all()
     assert len(pages) == 43 and all(p.body.startswith("【红色预警】北京市:") for p in pages)
@@ -63,6 +69,7 @@ def test_alert_update_cancel_and_a_repeat(client: TestClient, session: Session, 
     assert amended["id"] == notice["id"] and amended["version"] == 2
     assert amended["title"] == "北京市气象台更新暴雨红色预警信号" and "400毫米" in amended["body"]
     assert amended["summary"]["pending"] == 43  # everyone signs the new version
+    jobs.run_tick(engine, clock=clock)
     session.commit()
     updates = session.exec(
         select(OutboxMessage).where(
@@ -76,7 +83,10 @@ def test_alert_update_cancel_and_a_repeat(client: TestClient, session: Session, 
     assert cancel.status_code == 200, cancel.text
     assert cancel.json()["status"] == "cancelled"
     session.commit()
-    assert all(x.next_step_at is None for x in session.exec(select(NoticeReceipt)).all())
+    open_chases = session.exec(
+        select(Chase).where(col(Chase.kind).in_(["notice", "notice_update"]), Chase.status == "open")
+    )
+    assert open_chases.all() == []
     told = session.exec(select(OutboxMessage).where(OutboxMessage.template == "notice_cancel")).all()
     assert len(told) == 43 and "已解除" in told[0].body
     assert client.post("/api/v1/warnings/cap", content=sample("cancel"), headers=key | CAP).status_code == 200

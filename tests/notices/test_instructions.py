@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from app.clock import ManualClock
+from app.escalation import jobs
 from app.notices.models import Notice
+from app.notify.models import OutboxMessage
 from tests.duty import staff
 from tests.factories import login, signed_in
 from tests.incidents.helpers import fire, key_for
@@ -15,9 +18,9 @@ CITY, DISTRICT, STREET = "110000", "110106", "110106001"
 
 
 def test_a_city_leaders_instruction_reaches_the_district_and_the_street(
-    client: TestClient, session: Session, clock: ManualClock
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
-    staff(session, clock, [CITY, DISTRICT, STREET], login={CITY, DISTRICT, STREET})
+    posts = staff(session, clock, [CITY, DISTRICT, STREET], login={CITY, DISTRICT, STREET})
     inc = client.post("/api/v1/incidents", json=fire(), headers=key_for(session, clock, "119")).json()
     leader = login(client, f"leader.{CITY}")
     r = client.post(
@@ -30,6 +33,11 @@ def test_a_city_leaders_instruction_reaches_the_district_and_the_street(
     assert notice["kind"] == "instruction" and notice["incident_id"] == inc["id"] and notice["unit_code"] == CITY
     assert {x["unit_code"] for x in notice["receipts"]} == {DISTRICT, STREET}
     assert notice["body"] == "全力救治伤员,查明起火原因"
+    jobs.run_tick(engine, clock=clock)
+    session.commit()
+    pages = session.exec(select(OutboxMessage).where(OutboxMessage.template == "notice_page")).all()
+    assert {p.person_id for p in pages} == {posts(DISTRICT).id, posts(STREET).id}
+    assert all(p.body.startswith("【指令】北京市:") and "批示" in p.body for p in pages)
     timeline = client.get(f"/api/v1/incidents/{inc['id']}", headers=leader).json()["timeline"]
     entry = next(e for e in timeline if e["kind"] == "instruction")
     assert "全力救治伤员" in entry["message"] and entry["data"]["notice_id"] == notice["id"]

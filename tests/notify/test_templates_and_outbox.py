@@ -43,6 +43,14 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "deadline": "04-25",
         "days": 3,
         "text": "【点名】右安门街道值班员请答复",
+        "what": "未在5分钟内应答",
+        "posts": 32,
+        "answered": 31,
+        "missed": 1,
+        "vacant": 0,
+        "detail": "。未应答/空岗:门头沟区值班员",
+        "count": 1,
+        "units": ":大峪街道",
     }
     for name in templates.TEMPLATES:
         assert "{" not in templates.render(name, sample), name

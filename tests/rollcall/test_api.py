@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from app.clock import ManualClock
+from app.escalation import jobs
 from app.notify.models import OutboxMessage
 from app.rollcall.models import RollCall, RollCallEntry
 from tests.duty import children, staff
@@ -16,14 +18,15 @@ from tests.factories import login, signed_in
 CITY, DISTRICT, OTHER_DISTRICT = "110000", "110106", "110105"
 
 
-def _sms(session: Session, code: str) -> list[OutboxMessage]:
+def _sms(session: Session, code: str, template: str = "rollcall_page") -> list[OutboxMessage]:
     session.commit()
-    return list(
-        session.exec(select(OutboxMessage).where(OutboxMessage.incident_code == code).order_by(col(OutboxMessage.id)))
-    )
+    query = select(OutboxMessage).where(OutboxMessage.incident_code == code, OutboxMessage.template == template)
+    return list(session.exec(query.order_by(col(OutboxMessage.id))))
 
 
-def test_the_city_calls_the_roll_of_its_districts(client: TestClient, session: Session, clock: ManualClock) -> None:
+def test_the_city_calls_the_roll_of_its_districts(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
     districts = children(session, CITY)
     posts = staff(session, clock, [CITY, *districts[:3]], login={CITY, districts[0]})
     city = login(client, f"duty_officer.{CITY}")
@@ -38,10 +41,14 @@ def test_the_city_calls_the_roll_of_its_districts(client: TestClient, session: S
     assert set(staffed) == {(d, role) for d in districts[:3] for role in ("duty_officer", "leader")}
     assert staffed[(districts[0], "duty_officer")]["person"]["id"] == posts(districts[0]).id
 
+    assert _sms(session, rc["code"]) == []  # the chase pages: the tick that its commit woke
+    jobs.run_tick(engine, clock=clock)
     sms = _sms(session, rc["code"])
     assert sorted(m.person_id or 0 for m in sms) == sorted(p.id or 0 for k, p in posts.people.items() if k[0] != CITY)
     body = next(m.body for m in sms if m.person_id == posts(districts[0]).id)
     assert body.startswith("【查岗】北京市点名:") and f"请于5分钟内回复 1 {rc['code']} 确认在岗" in body
+    # A vacant post falls through at once; nobody holds any post of those districts, so nobody else is paged.
+    assert _sms(session, rc["code"], "rollcall_missed") == []
 
     # The district's duty officer answers from the console/API; answering twice changes nothing.
     officer = login(client, f"duty_officer.{districts[0]}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.clock import ManualClock
+from app.escalation import jobs
 from tests.duty import staff
 from tests.notify.conftest import Phone, Service
 
@@ -15,7 +17,7 @@ DISTRICT, STREET, OTHER = "110106", "110106001", "110106002"
 
 
 def test_posts_answer_the_roll_by_sms(
-    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone], engine: Engine
 ) -> None:
     posts = staff(session, clock, [DISTRICT, STREET, OTHER], roles=("duty_officer",), login={DISTRICT})
     with httpx.Client(base_url=service.url) as http:
@@ -25,6 +27,7 @@ def test_posts_answer_the_roll_by_sms(
         auth = {"Authorization": f"Bearer {token}"}
         rc = http.post("/api/v1/roll-calls", json={"roles": ["duty_officer"]}, headers=auth).json()
         code = rc["code"]
+        jobs.run_tick(engine, clock=clock)
         street = phone(posts(STREET).phone).expect_sms("【查岗】", f"回复 1 {code} 确认在岗")
         other = phone(posts(OTHER).phone).expect_sms("【查岗】", code)
         street.reply(f"1 {code.lower()}").expect_sms(f"已确认在岗 {code}")
@@ -39,7 +42,7 @@ def test_posts_answer_the_roll_by_sms(
 
 
 def test_a_street_signs_a_notice_by_sms(
-    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone], engine: Engine
 ) -> None:
     posts = staff(session, clock, [DISTRICT, STREET], roles=("duty_officer",), login={DISTRICT})
     with httpx.Client(base_url=service.url) as http:
@@ -50,6 +53,7 @@ def test_a_street_signs_a_notice_by_sms(
         body = {"title": "防汛通知", "body": "请做好准备", "to": {"units": [STREET]}, "sign_within_seconds": 600}
         notice = http.post("/api/v1/notices", json=body, headers=auth).json()
         code = notice["code"]
+        jobs.run_tick(engine, clock=clock)
         street = phone(posts(STREET).phone).expect_sms("【通知】", "防汛通知", f"回复 1 {code} 签收")
         street.reply(f"1 {code}").expect_sms(f"已签收 {code}")
         street.reply(f"1 {code}").expect_sms("未找到", code)  # already signed: nothing pending under that code
