@@ -207,6 +207,22 @@ def insert_many_unless_conflict(
     return set(session.execute(statement, rows).scalars().all())
 
 
+def insert_many_ignoring_conflicts(
+    session: Session, table: Table, rows: list[dict[str, Any]], *, on: tuple[str, ...]
+) -> None:
+    """INSERT many rows, skipping those that conflict with a unique key, without reading anything back: the driver's
+    executemany (psycopg parses the statement once; a multi-row VALUES with RETURNING is parsed whole, ~2 ms per
+    row of 20 columns)."""
+    if rows:
+        session.execute(_conflict_free_insert_bare(session.get_bind().dialect.name, table, on), rows)
+
+
+@functools.cache
+def _conflict_free_insert_bare(dialect: str, table: Table, on: tuple[str, ...]) -> Any:
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=list(on))
+
+
 @functools.cache
 def _conflict_free_insert(dialect: str, table: Table, on: tuple[str, ...] | None, returning: str) -> Any:
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)

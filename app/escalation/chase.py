@@ -72,7 +72,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.db import insert_unless_conflict
+from app.db import insert_many_ignoring_conflicts, insert_unless_conflict
 from app.escalation import wake
 from app.escalation.models import Chase, ChaseEvent, ChaseStatus
 from app.escalation.paging import Pager
@@ -223,6 +223,41 @@ def start(
     if due <= now:
         wake.made_due(session)
     return session.get(Chase, new_id)
+
+
+def start_many(
+    session: Session,
+    *,
+    clock: Clock,
+    kind: Kind,
+    items: Sequence[tuple[str, Unit, str, dict[str, Any]]],
+    window: timedelta | None,
+    code: str | None = None,
+) -> int:
+    """`start` for many posts at once, each due now and paging its own post first: one INSERT for all (a city-wide
+    roll-call is 720 chases). (subject, unit, role, params) each; a subject chased already is left as it is. The
+    number of rows given."""
+    if not items:
+        return 0
+    now = clock.now()
+    rows = []
+    for subject, unit, role, params in items:
+        if role not in ROLE_LABEL:
+            raise ValueError(f"a chase starts at a duty post ({', '.join(ROLE_LABEL)}), not {role!r}")
+        if not subject or len(subject) > 80:
+            raise ValueError("a chase's subject is 1 to 80 characters")
+        assert unit.id is not None
+        rows.append({
+            "kind": kind.name, "subject": subject, "unit_id": unit.id, "role": role, "step": -1,
+            "window_seconds": int(window.total_seconds()) if window is not None else None, "next_step_at": now,
+            "status": ChaseStatus.open.value, "paged": 0, "dedup_prefix": kind.dedup_prefix,
+            "post_template": kind.templates.post, "leader_template": kind.templates.leader,
+            "above_template": kind.templates.above, "params": params, "incident_id": None, "code": code,
+            "created_at": now, "updated_at": now,
+        })  # fmt: skip
+    insert_many_ignoring_conflicts(session, Chase.__table__, rows, on=("kind", "subject"))  # type: ignore[attr-defined]
+    wake.made_due(session)
+    return len(rows)
 
 
 def _find(session: Session, kind: Kind, subject: str) -> Chase | None:

@@ -88,12 +88,12 @@ def begin(
     window = timedelta(seconds=notice.sign_within_seconds)
     from app.notices import service as notice_service  # the SMS wording lives with the notice
 
-    for receipt_id, unit in receipts:
-        params = notice_service.page_params(notice, issuer, unit) | {"issuer_id": issuer.id}
-        chase.start(
-            session, clock=clock, kind=kind, subject=subject(receipt_id, notice.version), unit=unit,
-            role=DUTY_OFFICER, params=params, window=window, code=notice.code,
-        )  # fmt: skip
+    items = [
+        (subject(receipt_id, notice.version), unit, DUTY_OFFICER,
+         notice_service.page_params(notice, issuer, unit) | {"issuer_id": issuer.id})
+        for receipt_id, unit in receipts
+    ]  # fmt: skip
+    chase.start_many(session, clock=clock, kind=kind, items=items, window=window, code=notice.code)
 
 
 def signed(session: Session, *, clock: Clock, notice: Notice, receipt: NoticeReceipt, by: str, via: str) -> None:

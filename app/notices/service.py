@@ -88,8 +88,11 @@ def add_receipts(
         for u in units
     ]
     table = NoticeReceipt.__table__  # type: ignore[attr-defined]
+    # The driver's executemany (a multi-row INSERT … RETURNING of hundreds of rows is slow to even parse), then ids.
+    session.execute(insert(table), rows)
+    wanted = [u.id for u in units]
     ids = session.execute(
-        insert(table).returning(table.c.id, table.c.unit_id, sort_by_parameter_order=True), rows
+        select(table.c.id, table.c.unit_id).where(table.c.notice_id == notice.id, table.c.unit_id.in_(wanted))
     ).all()
     by_id = {u.id: u for u in units}
     notice_chase.begin(

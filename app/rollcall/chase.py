@@ -73,6 +73,7 @@ def begin(
     """A chase per entry, due now: the tick pages every post at once (a vacant one's leader instead)."""
     window = timedelta(seconds=rc.answer_within_seconds)
     minutes = max(1, round(rc.answer_within_seconds / 60))
+    items = []
     for entry_id, unit, role, person in entries:
         what = f"未在{minutes}分钟内应答" if person is not None else "空岗,无人值守"
         params = {
@@ -83,10 +84,8 @@ def begin(
             "code": rc.code,
             "what": what,
         }
-        chase.start(
-            session, clock=clock, kind=ROLLCALL, subject=str(entry_id), unit=unit, role=role, params=params,
-            window=window, code=rc.code,
-        )  # fmt: skip
+        items.append((str(entry_id), unit, role, params))
+    chase.start_many(session, clock=clock, kind=ROLLCALL, items=items, window=window, code=rc.code)
 
 
 def answered(session: Session, *, clock: Clock, entry: RollCallEntry, by: str, via: str) -> None:

@@ -91,11 +91,10 @@ def start(
                     "channel": None,
                 }
             )
-    # One INSERT for the whole city (720 posts), ids back in the same statement.
     table = RollCallEntry.__table__  # type: ignore[attr-defined]
-    ids = session.execute(
-        insert(table).returning(table.c.id, table.c.unit_id, table.c.role, sort_by_parameter_order=True), rows
-    ).all()
+    # The driver's executemany (a multi-row INSERT … RETURNING of 720 rows is slow to even parse), then the ids.
+    session.execute(insert(table), rows)
+    ids = session.execute(select(table.c.id, table.c.unit_id, table.c.role).where(table.c.roll_call_id == rc.id)).all()
     by_unit = {u.id: u for u in units}
     rollcall_chase.begin(
         session,
@@ -220,7 +219,9 @@ def record_answer(
     audit.record(
         session,
         clock=clock,
-        actor=auth_service.person_principal(session, person.id or 0),
+        actor=auth_service.principal_of(person, unit)
+        if unit
+        else auth_service.person_principal(session, person.id or 0),
         action="rollcall.answer",
         object_type="roll_call",
         object_id=rc.id,
