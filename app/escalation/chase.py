@@ -190,14 +190,29 @@ def start(
     """Start chasing `unit`'s `role` for `subject`: its first step is due `at` (default: now), and pages the post
     itself (`page_post`) or, when the kind already asked it, the next rung. None when this subject is chased
     already (a repeat changes nothing)."""
+    now = clock.now()
+    due = at or now
+    row = _row(kind, subject, unit, role, params, window, due=due, now=now, page_post=page_post,
+               incident_id=incident_id, code=code)  # fmt: skip
+    new_id = insert_unless_conflict(session, Chase.__table__, row, on=("kind", "subject"))  # type: ignore[attr-defined]
+    if new_id is None:
+        return None
+    if due <= now:
+        wake.made_due(session)
+    return session.get(Chase, new_id)
+
+
+def _row(
+    kind: Kind, subject: str, unit: Unit, role: str, params: dict[str, Any], window: timedelta | None, *,
+    due: datetime, now: datetime, page_post: bool, incident_id: int | None, code: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """A chase row, checked."""
     if role not in ROLE_LABEL:
         raise ValueError(f"a chase starts at a duty post ({', '.join(ROLE_LABEL)}), not {role!r}")
     if not subject or len(subject) > 80:
         raise ValueError("a chase's subject is 1 to 80 characters")
     assert unit.id is not None
-    now = clock.now()
-    due = at or now
-    row = {
+    return {
         "kind": kind.name,
         "subject": subject,
         "unit_id": unit.id,
@@ -217,12 +232,6 @@ def start(
         "created_at": now,
         "updated_at": now,
     }
-    new_id = insert_unless_conflict(session, Chase.__table__, row, on=("kind", "subject"))  # type: ignore[attr-defined]
-    if new_id is None:
-        return None
-    if due <= now:
-        wake.made_due(session)
-    return session.get(Chase, new_id)
 
 
 def start_many(
@@ -240,21 +249,8 @@ def start_many(
     if not items:
         return 0
     now = clock.now()
-    rows = []
-    for subject, unit, role, params in items:
-        if role not in ROLE_LABEL:
-            raise ValueError(f"a chase starts at a duty post ({', '.join(ROLE_LABEL)}), not {role!r}")
-        if not subject or len(subject) > 80:
-            raise ValueError("a chase's subject is 1 to 80 characters")
-        assert unit.id is not None
-        rows.append({
-            "kind": kind.name, "subject": subject, "unit_id": unit.id, "role": role, "step": -1,
-            "window_seconds": int(window.total_seconds()) if window is not None else None, "next_step_at": now,
-            "status": ChaseStatus.open.value, "paged": 0, "dedup_prefix": kind.dedup_prefix,
-            "post_template": kind.templates.post, "leader_template": kind.templates.leader,
-            "above_template": kind.templates.above, "params": params, "incident_id": None, "code": code,
-            "created_at": now, "updated_at": now,
-        })  # fmt: skip
+    rows = [_row(kind, subject, unit, role, params, window, due=now, now=now, page_post=True, incident_id=None,
+                 code=code) for subject, unit, role, params in items]  # fmt: skip
     insert_many_ignoring_conflicts(session, Chase.__table__, rows, on=("kind", "subject"))  # type: ignore[attr-defined]
     wake.made_due(session)
     return len(rows)
