@@ -81,7 +81,9 @@ def staff(
                 ),
             )
             posts.people[(code, role)] = person
-    session.commit()
+            # One short transaction per post (SQLite WAL): a long one that read first cannot be upgraded to write
+            # once a live server's thread has written in between.
+            session.commit()
     return posts
 
 
