@@ -14,10 +14,10 @@ $(BIN)/dutyline: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(BIN)/dutyline
 
-## make run: install, migrate, load the Beijing units and the demo, serve on http://$(HOST):$(PORT)
+## make run: install, migrate, load the Beijing units and the demo, serve on http://$(HOST):$(PORT) with the simulator on
 run: $(BIN)/dutyline
 	$(BIN)/dutyline demo
-	$(BIN)/dutyline serve --host $(HOST) --port $(PORT)
+	DUTYLINE_SIMULATOR=on $(BIN)/dutyline serve --host $(HOST) --port $(PORT)
 
 ## make test: the whole suite (SQLite by default; set TEST_DATABASE_URL for PostgreSQL)
 test: $(BIN)/dutyline

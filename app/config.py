@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = Field(None, validation_alias=_env("TWILIO_FROM_NUMBER"))
     twilio_api_base_url: str | None = Field(None, validation_alias=_env("TWILIO_API_BASE_URL"))
     twilio_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("TWILIO_TIMEOUT_SECONDS"))
-    simulator: str = Field("auto", pattern="^(auto|on|off)$", validation_alias=_env("DUTYLINE_SIMULATOR"))
+    # Off unless asked for (`make run` asks): when on, /sim stands in for Twilio and shows every page sent.
+    simulator: str = Field("off", pattern="^(on|off)$", validation_alias=_env("DUTYLINE_SIMULATOR"))
     dispatcher: bool = Field(True, validation_alias=_env("DUTYLINE_DISPATCHER"))
     dispatch_concurrency: int = Field(16, ge=1, le=512, validation_alias=_env("DUTYLINE_DISPATCH_CONCURRENCY"))
     dispatch_max_attempts: int = Field(8, ge=1, validation_alias=_env("DUTYLINE_DISPATCH_MAX_ATTEMPTS"))
@@ -131,10 +132,8 @@ class Settings(BaseSettings):
 
     @property
     def simulator_enabled(self) -> bool:
-        """The built-in Twilio simulator: on when asked, or (auto) when no Twilio credentials are set."""
-        if self.simulator != "auto":
-            return self.simulator == "on"
-        return not (self.twilio_account_sid and self.twilio_auth_tokens)
+        """The built-in simulator: only when DUTYLINE_SIMULATOR=on."""
+        return self.simulator == "on"
 
 
 @lru_cache

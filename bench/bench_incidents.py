@@ -176,7 +176,7 @@ def body(rng: random.Random, streets: list[str], n: int) -> dict[str, object]:
 SIM_SCRIPT = """
 import sys, uvicorn
 from app.notify.simulator import SimulatorConfig, standalone
-app, _ = standalone(SimulatorConfig(latency=0.05, send_callbacks=False))
+app, _ = standalone(SimulatorConfig.from_env(latency=0.05, send_callbacks=False))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
@@ -307,8 +307,9 @@ def intake(url: str, streets: list[str], key: str) -> None:
     engine = make_engine(url)
     sim_port = free_port()
     # The Twilio simulator runs in its own process, as Twilio would (50 ms per API call).
-    sim = subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(sim_port)], cwd=str(ROOT))
-    sim_config = SimulatorConfig()
+    sim_config = SimulatorConfig()  # random credentials, handed to the simulator's process
+    sim_env = {**os.environ, **sim_config.credentials_env()}
+    sim = subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(sim_port)], cwd=str(ROOT), env=sim_env)
     env = {
         **os.environ,
         "DATABASE_URL": url,

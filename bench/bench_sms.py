@@ -58,7 +58,7 @@ SIM = SimulatorConfig()
 SIM_SCRIPT = """
 import sys, uvicorn
 from app.notify.simulator import SimulatorConfig, standalone
-app, _ = standalone(SimulatorConfig(latency=float(sys.argv[2]), send_callbacks=False))
+app, _ = standalone(SimulatorConfig.from_env(latency=float(sys.argv[2]), send_callbacks=False))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
@@ -73,7 +73,8 @@ def rss_mb() -> float:
 def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(port), str(LATENCY)], cwd=root)
+    env = {**os.environ, **SIM.credentials_env()}  # SIM's random credentials
+    proc = subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(port), str(LATENCY)], cwd=root, env=env)
     url = f"http://127.0.0.1:{port}/sim"
     for _ in range(200):
         try:

@@ -45,7 +45,7 @@ from app.org.models import Tier, Unit
 BASE_URL = os.environ.get("DRILLS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET = "drills-secret-key-0123456789-abcdefghijklmnop"
 BIN = Path(sys.executable).parent  # the venv's bin: dutyline, schemathesis
-SIM = SimulatorConfig()
+SIM = SimulatorConfig()  # random credentials for this run; the simulator process gets them through its env
 START = time.monotonic()
 # Each replica's output goes to var/drills/<name>.log (appended across restarts).
 LOGS = ROOT / "var" / "drills"
@@ -232,7 +232,8 @@ class TcpProxy:
 SIM_SCRIPT = """
 import sys, uvicorn
 from app.notify.simulator import SimulatorConfig, standalone
-app, _ = standalone(SimulatorConfig(latency=float(sys.argv[2]), send_callbacks=False, timeout_hold=3.0, seed=7))
+config = SimulatorConfig.from_env(latency=float(sys.argv[2]), send_callbacks=False, timeout_hold=3.0, seed=7)
+app, _ = standalone(config)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
@@ -257,8 +258,11 @@ class Simulator:
         self.port = free_port()
         self.latency = latency
         self.proxy = TcpProxy("127.0.0.1", self.port).start()
-        self.proc = subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(self.port), str(latency)], cwd=str(ROOT))
+        env = {**os.environ, **SIM.credentials_env()}
+        args = [sys.executable, "-c", SIM_SCRIPT, str(self.port), str(latency)]
+        self.proc = subprocess.Popen(args, cwd=str(ROOT), env=env)
         _wait_http(f"http://127.0.0.1:{self.port}/sim/stats", self.proc, "the simulator")
+        self.control = {"Authorization": f"Bearer {SIM.control_token}"}
 
     @property
     def api_base(self) -> str:
@@ -270,10 +274,13 @@ class Simulator:
         return f"http://127.0.0.1:{self.proxy.port}"
 
     def stats(self) -> dict[str, Any]:
-        return dict(httpx.get(f"http://127.0.0.1:{self.port}/sim/stats", timeout=30).json())
+        r = httpx.get(f"http://127.0.0.1:{self.port}/sim/stats", headers=self.control, timeout=30)
+        r.raise_for_status()
+        return dict(r.json())
 
     def configure(self, **patch: Any) -> None:
-        httpx.patch(f"http://127.0.0.1:{self.port}/sim/config", json=patch, timeout=10).raise_for_status()
+        url = f"http://127.0.0.1:{self.port}/sim/config"
+        httpx.patch(url, json=patch, headers=self.control, timeout=10).raise_for_status()
 
     def stop(self) -> None:
         self.proxy.stop()

@@ -35,6 +35,8 @@ from app.notify.providers.routing import RoutedChannel, parse_routes, providers_
 from app.notify.providers.tencent_sms import TencentSms
 from app.notify.providers.twilio import TwilioSms, TwilioVoice
 from app.notify.simulator import ProviderApis, SimulatorConfig, SimulatorState, create_simulator
+from app.notify.simulator import credentials as sim_credentials
+from app.routers.simulator_access import admin_guard
 
 TWILIO_API = "https://api.twilio.com"
 log = logging.getLogger("dutyline.notify")
@@ -52,15 +54,15 @@ class TwilioAccess:
         return bool(self.account_sid and self.auth_tokens)
 
 
-def twilio_access(settings: Settings) -> TwilioAccess:
-    """The Twilio account in use: the configured one, or the simulator's when it stands in for Twilio."""
-    sim = SimulatorConfig()
+def twilio_access(settings: Settings, simulator: sim_credentials.TwilioCredentials | None = None) -> TwilioAccess:
+    """The Twilio account in use: the configured one, or (simulator on, no Twilio credentials) the simulator's."""
     if settings.simulator_enabled:
         base = settings.twilio_api_base_url or f"{settings.public_base_url}/sim"
+        configured = bool(settings.twilio_account_sid and settings.twilio_auth_tokens)
         return TwilioAccess(
-            account_sid=settings.twilio_account_sid or sim.account_sid,
-            auth_tokens=settings.twilio_auth_tokens or [sim.auth_token],
-            from_number=settings.twilio_from_number or sim.service_number,
+            account_sid=settings.twilio_account_sid if configured else (simulator.account_sid if simulator else None),
+            auth_tokens=settings.twilio_auth_tokens if configured else ([simulator.auth_token] if simulator else []),
+            from_number=settings.twilio_from_number or SimulatorConfig.service_number,
             api_base_url=base.rstrip("/"),
         )
     return TwilioAccess(
@@ -126,24 +128,44 @@ def _derived(secret: str, label: str, size: int) -> str:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """At app creation: the acknowledgement seam and, when on, the simulator mount (with the mainland
-    providers' APIs at the root path)."""
+    """At app creation: the acknowledgement seam and, when on, the simulator mount (its phone side for admins;
+    the mainland providers' APIs at the root path).
+
+    The simulator's credentials are read from the database in the lifespan (`start`); until then it holds
+    random ones nobody knows."""
     app.state.acknowledger = inbound.default_acknowledger
     app.state.delivery_observers = []
-    access = twilio_access(settings)
-    app.state.twilio = access
+    app.state.twilio = twilio_access(settings)
     app.state.simulator = None
     if settings.simulator_enabled:
         config = SimulatorConfig(
-            account_sid=access.account_sid or SimulatorConfig().account_sid,
-            auth_token=access.auth_tokens[0],
-            service_number=access.from_number,
+            service_number=app.state.twilio.from_number,
             inbound_url=f"{settings.public_base_url}/twilio/sms/inbound",
         )
-        sim = create_simulator(config)
+        sim = create_simulator(config, guard=admin_guard(app))
         app.state.simulator = sim.state.sim
         app.mount("/sim", sim, name="twilio-simulator")
         app.add_middleware(ProviderApis, state=sim.state.sim)
+
+
+def _load_simulator_credentials(app: FastAPI) -> None:
+    """Simulator on: its per-installation Twilio credentials, shared by our Twilio client and the simulator."""
+    settings: Settings = app.state.settings
+    state: SimulatorState | None = app.state.simulator
+    if not settings.simulator_enabled:
+        return
+    try:
+        with transaction(app.state.engine) as session:
+            secret = sim_credentials.installation_secret(session, clock=app.state.clock)
+    except OperationalError:
+        # The database is away at start: the simulator keeps the random credentials of this process only.
+        log.error("database unavailable at start: the simulator's Twilio credentials are this process's own")
+        assert state is not None
+        secret = state.config.auth_token
+    access = twilio_access(settings, sim_credentials.twilio(secret))
+    app.state.twilio = access
+    if state is not None and access.account_sid:
+        state.config.account_sid, state.config.auth_token = access.account_sid, access.auth_tokens[0]
 
 
 def _sim_credentials(session: Session, sim: SimulatorState, *, clock: Clock) -> None:
@@ -279,6 +301,7 @@ def build_channels(
 def start(app: FastAPI) -> None:
     """In the lifespan: build the dispatcher (tests drive it by hand) and run it when enabled."""
     settings: Settings = app.state.settings
+    _load_simulator_credentials(app)
     config = DispatchConfig(
         concurrency=settings.dispatch_concurrency,
         max_attempts=settings.dispatch_max_attempts,

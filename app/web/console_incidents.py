@@ -23,6 +23,7 @@ from app.incidents.categories import CATEGORIES
 from app.incidents.models import OPEN_STATUSES
 from app.incidents.schemas import IncidentCreate, IncidentPublic, Reason, ReportCreate
 from app.notify import outbox
+from app.org.models import Role
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
@@ -414,8 +415,17 @@ def simulator_inbox(request: Request, settings: SettingsDep, clock: ClockDep, vi
         return render(
             request,
             "error.html",
-            {"title": "短信模拟器未启用", "message": "已配置真实的 Twilio 账号;模拟器收件箱仅在演示模式下可用。"},
+            {"title": "短信模拟器未启用", "message": "模拟器收件箱仅在演示模式下可用(DUTYLINE_SIMULATOR=on)。"},
             viewer=viewer,
             status_code=404,
+        )
+    if Role.admin not in viewer.principal.roles:
+        # The inbox shows every page sent to anyone: for admins only (the /sim API refuses others too).
+        return render(
+            request,
+            "error.html",
+            {"title": "无权查看", "message": "短信模拟器收件箱仅限系统管理员查看。"},
+            viewer=viewer,
+            status_code=403,
         )
     return render(request, "simulator.html", {**_common(clock), "active": "simulator"}, viewer=viewer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from app.notify.dispatcher import Dispatcher
 from app.notify.simulator import SimulatorConfig, SimulatorState, standalone
 from tests.notify.live import LiveServer
 
+# Random credentials (and control token), the same for the whole run: the service fixture signs in with them.
 SIM_DEFAULTS = SimulatorConfig()
 
 
@@ -50,7 +51,7 @@ class Simulator:
 
 @pytest.fixture(scope="session")
 def _simulator_server() -> Iterator[tuple[str, SimulatorState]]:
-    app, state = standalone(SimulatorConfig())
+    app, state = standalone(replace(SIM_DEFAULTS))
     server = LiveServer().start(app)
     yield f"{server.url}/sim", state
     server.stop()
@@ -60,10 +61,11 @@ def _simulator_server() -> Iterator[tuple[str, SimulatorState]]:
 def simulator(_simulator_server: tuple[str, SimulatorState]) -> Iterator[Simulator]:
     url, state = _simulator_server
     state.reset()
-    for key, value in vars(SimulatorConfig(seed=7)).items():
+    for key, value in vars(replace(SIM_DEFAULTS, seed=7)).items():
         setattr(state.config, key, value)
     state.rng.seed(7)
-    with httpx.Client(base_url=url, timeout=10) as http:
+    control = {"Authorization": f"Bearer {SIM_DEFAULTS.control_token}"}
+    with httpx.Client(base_url=url, timeout=10, headers=control) as http:
         yield Simulator(url=url, state=state, http=http)
     state.reset()
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.clock import ManualClock
+from app.config import Settings
 from app.incidents.models import Incident
+from app.main import create_app
+from tests.factories import make_person
 from tests.incidents.helpers import fire, key_for, staff_chain
 from tests.web.helpers import console_sign_in
 
@@ -142,8 +146,19 @@ def test_intake_form_validates_like_the_api(client: TestClient, session: Session
     assert "事件已登记" in page and "燃气泄漏" in page
 
 
-def test_simulator_inbox_page(client: TestClient, session: Session, clock: ManualClock) -> None:
+def test_simulator_inbox_page_is_off_by_default_and_for_admins_only(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine, settings: Settings
+) -> None:
     staff = staff_chain(session, clock)
-    console_sign_in(client, staff("street", "duty_officer").username or "")
-    r = client.get("/console/simulator")
-    assert r.status_code == 200 and 'data-sim="/sim/messages"' in r.text
+    admin = make_person(session, clock, unit="110000", roles=["admin"])
+    console_sign_in(client, admin.username or "")
+    assert client.get("/console/simulator").status_code == 404  # DUTYLINE_SIMULATOR is off by default
+    on = settings.model_copy(update={"simulator": "on"})
+    with TestClient(create_app(on, engine=engine, clock=clock)) as demo:
+        console_sign_in(demo, staff("street", "duty_officer").username or "")
+        r = demo.get("/console/simulator")
+        assert r.status_code == 403 and "仅限系统管理员" in r.text
+        demo.cookies.clear()
+        console_sign_in(demo, admin.username or "")
+        r = demo.get("/console/simulator")
+        assert r.status_code == 200 and 'data-sim="/sim/messages"' in r.text

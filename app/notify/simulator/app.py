@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import secrets
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -45,10 +46,22 @@ from app.notify.simulator.common import ProviderSim
 API = "/2010-04-01/Accounts/{account}"
 
 
+def random_account_sid() -> str:
+    return "AC" + secrets.token_hex(16)
+
+
+def random_secret() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass
 class SimulatorConfig:
-    account_sid: str = "AC" + "5" * 32
-    auth_token: str = "simulator-auth-token"
+    # Never a constant: whoever knows the auth token can forge X-Twilio-Signature on our callbacks.
+    # Mounted in the app, both come from the database (`app.notify.simulator.credentials`).
+    account_sid: str = field(default_factory=random_account_sid)
+    auth_token: str = field(default_factory=random_secret, repr=False)
+    # Standalone (tests, drills, benchmarks): the bearer token its phone-side controls need.
+    control_token: str = field(default_factory=random_secret, repr=False)
     service_number: str = "+15005550006"  # the "Twilio number" phones reply to
     latency: float = 0.0
     failure_rate: float = 0.0
@@ -61,10 +74,11 @@ class SimulatorConfig:
     invalid_numbers: set[str] = field(default_factory=set)
     seed: int | None = None
     # The mainland providers: the key pairs their SDKs must sign with, and where their pushes go.
-    aliyun_access_key_id: str = "LTAI5tSimulator000000000"
-    aliyun_access_key_secret: str = "simulator-aliyun-access-key-secret"
-    tencent_secret_id: str = "AKIDsimulator0000000000000000000000"
-    tencent_secret_key: str = "simulator-tencent-secret-key"
+    # Random too (mounted: derived from the database like the Twilio ones, `credentials.aliyun/tencent`).
+    aliyun_access_key_id: str = field(default_factory=lambda: "LTAI5t" + secrets.token_hex(9))
+    aliyun_access_key_secret: str = field(default_factory=random_secret, repr=False)
+    tencent_secret_id: str = field(default_factory=lambda: "AKID" + secrets.token_hex(16))
+    tencent_secret_key: str = field(default_factory=random_secret, repr=False)
     tencent_sdk_app_id: str = "1400000000"
     aliyun_sms_report_url: str | None = None
     aliyun_sms_up_url: str | None = None
@@ -81,6 +95,26 @@ class SimulatorConfig:
     report_delay: float = 0.3
     # The approved templates (None: the demo document).
     templates: TemplatesDocument | None = None
+
+    # A harness that runs the standalone simulator in another process hands it the credentials this way.
+    ENV: ClassVar[dict[str, str]] = {
+        "account_sid": "SIM_ACCOUNT_SID",
+        "auth_token": "SIM_AUTH_TOKEN",
+        "control_token": "SIM_CONTROL_TOKEN",
+        "aliyun_access_key_id": "SIM_ALIYUN_ACCESS_KEY_ID",
+        "aliyun_access_key_secret": "SIM_ALIYUN_ACCESS_KEY_SECRET",
+        "tencent_secret_id": "SIM_TENCENT_SECRET_ID",
+        "tencent_secret_key": "SIM_TENCENT_SECRET_KEY",
+    }
+
+    def credentials_env(self) -> dict[str, str]:
+        return {var: str(getattr(self, name)) for name, var in self.ENV.items()}
+
+    @classmethod
+    def from_env(cls, **options: Any) -> SimulatorConfig:
+        """A config with the credentials of `credentials_env()` (from os.environ) and the given options."""
+        given = {name: os.environ[var] for name, var in cls.ENV.items() if os.environ.get(var)}
+        return cls(**(given | options))
 
 
 class SimulatorState:
@@ -264,15 +298,38 @@ class ConfigPatch(BaseModel):
     undelivered_rate: float | None = None
     delivery_delay: float | None = None
     send_callbacks: bool | None = None
-    inbound_url: str | None = None
+    # Not `inbound_url`: where the simulator posts signed replies is fixed by the app (or the test harness),
+    # never pointed elsewhere over HTTP.
 
 
-def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
-    """The simulator app (mount it at /sim). Its state is at `app.state.sim`."""
+# A FastAPI dependency (sync or async) that raises HTTPException to refuse.
+Guard = Callable[..., Any]
+
+
+def control_token_guard(state: SimulatorState) -> Guard:
+    """The standalone simulator's controls: `Authorization: Bearer <control_token>`."""
+
+    async def guard(request: Request) -> None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            given.encode(), state.config.control_token.encode()
+        ):
+            raise HTTPException(401, "the simulator's controls need its control token", {"WWW-Authenticate": "Bearer"})
+
+    return guard
+
+
+def create_simulator(config: SimulatorConfig | None = None, *, guard: Guard | None = None) -> FastAPI:
+    """The simulator app (mount it at /sim). Its state is at `app.state.sim`.
+
+    The provider-facing API authenticates like Twilio (HTTP Basic with the account SID and auth token);
+    the phones' side (inbox, replies, keypresses, stats, reset, config) passes `guard` first, by default the
+    simulator's own control token. Mounted in the app, the guard asks for a signed-in admin."""
     state = SimulatorState(config or SimulatorConfig())
-    app = FastAPI(title="Twilio simulator", docs_url="/docs", openapi_url="/openapi.json")
+    app = FastAPI(title="Twilio simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = state
     router = APIRouter()
+    controls = APIRouter(dependencies=[Depends(guard or control_token_guard(state))])
 
     async def _inject(kind: str) -> JSONResponse | None:
         cfg = state.config
@@ -462,14 +519,14 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
 
     # ---- the phones' side ----
 
-    @router.get("/messages")
+    @controls.get("/messages")
     async def inbox(to: str | None = None) -> list[dict[str, Any]]:
         """Messages sent to phones (to one phone with ?to=), oldest first."""
         with state.lock:
             found = [m for m in state.messages if to is None or m["to"] == to]
         return [{k: v for k, v in m.items() if k != "created"} | {"created": m["created"].isoformat()} for m in found]
 
-    @router.post("/messages")
+    @controls.post("/messages")
     async def phone_replies(reply: dict[str, str]) -> dict[str, Any]:
         """A phone sends an SMS to the service number: signed like Twilio and posted to the inbound URL.
         A TwiML <Message> in the answer becomes an SMS back to that phone, as Twilio would send it."""
@@ -522,13 +579,13 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
                 state.sends_by_key[message["key"]] += 1
         return {"status": response.status_code, "replies": texts}
 
-    @router.get("/calls")
+    @controls.get("/calls")
     async def calls(to: str | None = None) -> list[dict[str, Any]]:
         with state.lock:
             found = [c for c in state.calls if to is None or c["to"] == to]
         return [{k: v for k, v in c.items() if k != "created"} | {"created": c["created"].isoformat()} for c in found]
 
-    @router.post("/calls/{sid}/digits")
+    @controls.post("/calls/{sid}/digits")
     async def press(sid: str, data: Digits) -> dict[str, Any]:
         """The callee presses keys: posted (signed) to the call's <Gather action>; the call then ends."""
         with state.lock:
@@ -555,7 +612,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         await _call_status(call, "completed", "completed")
         return {"status": response.status_code if response else None, "say": says}
 
-    @router.post("/calls/{sid}/hangup")
+    @controls.post("/calls/{sid}/hangup")
     async def hang_up(sid: str, answered: bool = False) -> dict[str, Any]:
         """The callee does not answer (or hangs up without a key): an Alibaba Cloud call's receipt says so."""
         with state.lock:
@@ -564,7 +621,7 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
             return JSONResponse({"error": "no such Alibaba Cloud call"}, status_code=404)  # type: ignore[return-value]
         return await aliyun.hang_up(state.providers, call, answered=answered)
 
-    @router.get("/stats")
+    @controls.get("/stats")
     async def stats() -> dict[str, Any]:
         with state.lock:
             return {
@@ -578,12 +635,12 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
                 "pushes": len(state.providers.pushes),
             }
 
-    @router.post("/reset")
+    @controls.post("/reset")
     async def reset() -> dict[str, str]:
         state.reset()
         return {"status": "reset"}
 
-    @router.patch("/config")
+    @controls.patch("/config")
     async def configure(patch: ConfigPatch) -> dict[str, Any]:
         changes = patch.model_dump(exclude_unset=True)
         for name, url in (changes.pop("callbacks", None) or {}).items():
@@ -596,10 +653,18 @@ def create_simulator(config: SimulatorConfig | None = None) -> FastAPI:
         for key, value in changes.items():
             if value is not None:
                 setattr(state.config, key, value)
-        hidden = {"auth_token", "invalid_numbers", "aliyun_access_key_secret", "tencent_secret_key", "templates"}
+        hidden = {
+            "auth_token",
+            "control_token",
+            "invalid_numbers",
+            "aliyun_access_key_secret",
+            "tencent_secret_key",
+            "templates",
+        }
         return {k: v for k, v in vars(state.config).items() if k not in hidden and not k.endswith("_url")}
 
     app.include_router(router)
+    app.include_router(controls)
     return app
 
 

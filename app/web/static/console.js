@@ -77,7 +77,7 @@
       form.addEventListener("submit", function (ev) {
         ev.preventDefault();
         status.textContent = "发送中…";
-        fetch(api, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        fetch(api, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
                      body: JSON.stringify({ from: number, body: input.value }) })
           .then(function (r) { return r.json(); })
           .then(function (answer) { status.textContent = "已发送"; input.value = ""; load(); return answer; })
