@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     voice_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_VOICE_RATE_PER_SECOND"))
     webhook_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_WEBHOOK_RATE_PER_SECOND"))
     webhook_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_WEBHOOK_TIMEOUT_SECONDS"))
+    # Webhook (and robot) targets on loopback, private, link-local … addresses: refused unless this is set.
+    webhook_allow_private: bool = Field(False, validation_alias=_env("DUTYLINE_WEBHOOK_ALLOW_PRIVATE"))
 
     # Delivery in mainland China (issue 14, PRODUCT.md §8): routes by number prefix, the providers' own variables.
     sms_routes: str = Field("+86=aliyun,tencent;*=twilio", validation_alias=_env("DUTYLINE_SMS_ROUTES"))

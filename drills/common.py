@@ -295,6 +295,7 @@ def replica_env(url: str, sim: Simulator, port: int, **extra: str) -> dict[str, 
         "DUTYLINE_SECRET_KEY": SECRET,
         "DUTYLINE_LOG_LEVEL": "WARNING",
         "DUTYLINE_SIMULATOR": "off",
+        "DUTYLINE_WEBHOOK_ALLOW_PRIVATE": "true",  # the drills' receivers listen on loopback
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "TWILIO_ACCOUNT_SID": SIM.account_sid,
         "TWILIO_AUTH_TOKEN": SIM.auth_token,

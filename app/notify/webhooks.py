@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session, col, select
 
-from app import audit
+from app import audit, netguard
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, Invalid, NotFound
@@ -150,9 +150,23 @@ def _may_manage(actor: Principal, sub: WebhookSubscription, unit: Unit | None) -
         raise Forbidden(f"only city-level principals may manage subscriptions without a unit; {actor.actor} may not")
 
 
-def create(session: Session, *, clock: Clock, actor: Principal, data: SubscriptionCreate) -> SubscriptionCreated:
-    """Add a subscription; the secret is generated when not given and returned only here."""
+def create(
+    session: Session,
+    *,
+    clock: Clock,
+    actor: Principal,
+    data: SubscriptionCreate,
+    allow_private: bool = False,
+    resolver: netguard.Resolver = netguard.system_resolver,
+) -> SubscriptionCreated:
+    """Add a subscription; the secret is generated when not given and returned only here.
+
+    The URL may not point inside (loopback, private, link-local …) unless `allow_private`."""
     authorize(actor, "webhooks:write")
+    try:
+        netguard.check_url(data.url, allow_private=allow_private, resolver=resolver)
+    except netguard.Refused as exc:
+        raise Invalid.field("url", exc.reason) from exc
     unit: Unit | None = None
     if data.unit_code:
         unit = unit_service.get(session, data.unit_code, field="unit_code")

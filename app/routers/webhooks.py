@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from app.notify import webhooks as webhook_service
 from app.notify.webhooks import DeliveryPublic, SubscriptionCreate, SubscriptionCreated, SubscriptionPublic
-from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep
+from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep, SettingsDep
 from app.schemas import Page
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -16,9 +16,11 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"])
     summary="Subscribe an endpoint to incident events (the secret is shown once)",
 )
 def create_subscription(
-    data: SubscriptionCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+    data: SubscriptionCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
 ) -> SubscriptionCreated:
-    return webhook_service.create(session, clock=clock, actor=principal, data=data)
+    return webhook_service.create(
+        session, clock=clock, actor=principal, data=data, allow_private=settings.webhook_allow_private
+    )
 
 
 @router.get("/webhook-subscriptions", summary="Webhook subscriptions (an agency sees its own)")

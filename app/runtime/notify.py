@@ -294,7 +294,11 @@ def build_channels(
         channels["sms"] = channels["voice"] = ChannelUnavailable(
             "no SMS or voice provider is configured (Twilio, Alibaba Cloud, Tencent Cloud)"
         )
-    channels["webhook"] = WebhookChannel(clock=clock, timeout=settings.webhook_timeout_seconds)  # type: ignore[arg-type]
+    channels["webhook"] = WebhookChannel(
+        clock=clock,  # type: ignore[arg-type]
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
     return channels
 
 

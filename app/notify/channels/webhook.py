@@ -7,6 +7,7 @@ import hmac
 
 import httpx
 
+from app import netguard
 from app.clock import Clock
 from app.notify.channels import ChannelMessage, ProviderResult
 from app.notify.models import ErrorClass
@@ -24,10 +25,24 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class WebhookChannel:
-    def __init__(self, *, clock: Clock, http: httpx.Client | None = None, timeout: float = 10.0) -> None:
+    """Sends to the address the target's name resolves to now, after checking it (`app.netguard.pin`);
+    a refused target is never contacted. Answers are summarised by status only: a receiver's body is not ours
+    to store or show (it could be an internal page)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        timeout: float = 10.0,
+        allow_private: bool = False,
+        resolver: netguard.Resolver = netguard.system_resolver,
+    ) -> None:
         self.clock = clock
         self.http = http or httpx.Client(limits=httpx.Limits(max_connections=128, max_keepalive_connections=64))
         self.timeout = timeout
+        self.allow_private = allow_private
+        self.resolver = resolver
 
     def send(self, message: ChannelMessage) -> ProviderResult:
         if not message.secret:
@@ -41,7 +56,14 @@ class WebhookChannel:
             "X-Signature": signature(message.secret, timestamp, body),
         }
         try:
-            response = self.http.post(message.to, content=body, headers=headers, timeout=self.timeout)
+            target = netguard.pin(message.to, allow_private=self.allow_private, resolver=self.resolver)
+        except netguard.Refused as exc:
+            return ProviderResult(ErrorClass.permanent, error=f"refused target: {exc.reason}")
+        headers |= target.headers
+        try:
+            response = self.http.post(
+                target.url, content=body, headers=headers, timeout=self.timeout, extensions=target.extensions
+            )
         except httpx.TimeoutException as exc:
             return ProviderResult(ErrorClass.transient, error=f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
@@ -49,7 +71,7 @@ class WebhookChannel:
         status = response.status_code
         if 200 <= status < 300:
             return ProviderResult(ErrorClass.ok, delivered=True, extra={"status": status})
-        reason = f"HTTP {status}: {response.text[:200]}"
+        reason = f"HTTP {status} {response.reason_phrase}".rstrip()
         if status == 429:
             return ProviderResult(ErrorClass.rate_limited, error=reason, retry_after=_retry_after(response))
         if status >= 500 or status == 408:
