@@ -13,7 +13,7 @@ from app.auth.principal import Principal
 from app.clock import SystemClock
 from app.config import get_settings
 from app.db import make_engine, transaction
-from app.errors import DomainError
+from app.errors import DomainError, NotFound
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -62,6 +62,17 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     with transaction(_engine()) as session:
         person, unit = people.create(session, clock=CLOCK, actor=ACTOR, data=data)
     print(f"created person {person.id} {person.username} ({', '.join(person.roles)}) at {unit.code} {unit.name}")
+
+
+def cmd_unlock_user(args: argparse.Namespace) -> None:
+    from app.org import people
+
+    with transaction(_engine()) as session:
+        person = people.find(session, args.username)
+        if person.username != args.username or person.id is None:
+            raise NotFound(f"no user {args.username!r}")
+        cleared = people.unlock(session, clock=CLOCK, actor=ACTOR, person_id=person.id)
+    print(f"{args.username} is unlocked ({cleared} failed sign-ins no longer count against the username)")
 
 
 def cmd_create_agency(args: argparse.Namespace) -> None:
@@ -164,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["admin", "unit_admin", "duty_officer", "leader", "viewer"],
         help="repeat for more roles",
     )
+    p = add("unlock-user", cmd_unlock_user, "lift the sign-in throttle on a username (its address throttle stays)")
+    p.add_argument("username")
     p = add("create-agency", cmd_create_agency, "register an agency system (police, fire, ambulance, ...)")
     p.add_argument("--code", required=True)
     p.add_argument("--name", required=True)

@@ -31,6 +31,8 @@ class LoginFailure(SQLModel, table=True):
     username: str = Field(max_length=64, index=True)
     client_ip: str = Field(max_length=64, index=True)
     at: datetime = Field(sa_type=UTCDateTime, index=True)
+    # Set when an admin unlocks the username: the row no longer counts for it, but still for the address.
+    cleared_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class InstanceSecret(SQLModel, table=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from app.auth import passwords
@@ -38,7 +38,7 @@ def sign_in(
     session.execute(delete(LoginFailure).where(col(LoginFailure.at) < since))
     by_user, by_ip = session.exec(
         select(
-            func.count().filter(col(LoginFailure.username) == username),
+            func.count().filter(col(LoginFailure.username) == username, col(LoginFailure.cleared_at).is_(None)),
             func.count().filter(col(LoginFailure.client_ip) == client_ip),
         ).where(
             col(LoginFailure.at) >= since,
@@ -55,6 +55,18 @@ def sign_in(
     session.add(LoginFailure(username=username[:64], client_ip=client_ip[:64], at=now))
     session.flush()
     return None
+
+
+def clear_failures(session: Session, *, clock: Clock, username: str) -> int:
+    """Unlock a username: its failures stop counting for it (they still count for the addresses they came from,
+    so a guesser is not let off). Returns how many failures were cleared."""
+    result = session.execute(
+        update(LoginFailure)
+        .where(col(LoginFailure.username) == username, col(LoginFailure.cleared_at).is_(None))
+        .values(cleared_at=clock.now())
+    )
+    session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def person_principal(session: Session, person_id: int) -> Principal:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, String
+from sqlalchemy import JSON, Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime
@@ -69,6 +69,17 @@ class Agency(SQLModel, table=True):
 
 
 class Person(SQLModel, table=True):
+    # Two active people with one mobile number would make an SMS reply ambiguous (whose "1" is it?).
+    __table_args__ = (
+        Index(
+            "uq_person_active_phone",
+            "phone",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
     phone: str = Field(max_length=20, index=True)

@@ -10,9 +10,10 @@ from sqlmodel import Session, col, func, select
 
 from app import audit
 from app.auth import passwords
+from app.auth import service as auth_service
 from app.auth.principal import Principal, authorize, authorize_role_grant
 from app.clock import Clock
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.org.schemas import PersonCreate, PersonPublic, PersonUpdate
@@ -47,6 +48,19 @@ def _checked_password(password: str | None) -> str | None:
     return passwords.hash_password(password)
 
 
+def _phone_free(session: Session, phone: str, *, other_than: int | None = None) -> None:
+    """No second active person with this mobile number: replies are matched to people by their number."""
+    query = select(Person.id, Person.name).where(Person.phone == phone, col(Person.active).is_(True))
+    if other_than is not None:
+        query = query.where(Person.id != other_than)
+    holder = session.exec(query).first()
+    if holder is not None:
+        raise Conflict(
+            f"phone {phone} belongs to an active person already (id {holder[0]})",
+            fields=[FieldError("phone", f"already the mobile number of active person {holder[0]}")],
+        )
+
+
 def _username_free(session: Session, username: str | None) -> None:
     if username and session.exec(select(Person.id).where(Person.username == username)).first() is not None:
         raise Conflict(f"the username {username!r} is taken")
@@ -60,6 +74,7 @@ def create(session: Session, *, clock: Clock, actor: Principal, data: PersonCrea
     if data.password is not None and data.username is None:
         raise Invalid.field("username", "a password needs a username to sign in with")
     _username_free(session, data.username)
+    _phone_free(session, data.phone)
     now = clock.now()
     assert unit.id is not None
     person = Person(
@@ -73,10 +88,11 @@ def create(session: Session, *, clock: Clock, actor: Principal, data: PersonCrea
         created_at=now,
         updated_at=now,
     )
-    session.add(person)
     try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent create took the username between check and insert
+        with session.begin_nested():  # a savepoint: on a conflict the request's transaction stays usable
+            session.add(person)
+    except IntegrityError as exc:  # a concurrent create took the username or phone between check and insert
+        _phone_free(session, data.phone)
         raise Conflict(f"the username {data.username!r} is taken") from exc
     audit.record(
         session,
@@ -113,6 +129,9 @@ def update(
     authorize_role_grant(actor, person.roles)  # nobody edits someone who outranks them
     before = _snapshot(person, unit)
     changes = data.model_dump(exclude_unset=True)
+    phone, active = changes.get("phone", person.phone), changes.get("active", person.active)
+    if active and (phone != person.phone or not person.active):  # a new number, or back from deactivation
+        _phone_free(session, phone, other_than=person.id)  # before any change is made (and autoflushed)
     if "unit_code" in changes:
         unit = unit_service.get(session, changes.pop("unit_code"), field="unit_code")
         authorize(actor, "people:write", unit)
@@ -134,8 +153,13 @@ def update(
     if after == before and not password_changed:
         return person, unit
     person.updated_at = clock.now()
-    session.add(person)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(person)
+    except IntegrityError as exc:  # a concurrent change took the number between check and write
+        raise Conflict(
+            "phone: already the mobile number of an active person", fields=[FieldError("phone", "taken")]
+        ) from exc
     action = "person.deactivate" if before["active"] and not after["active"] else "person.update"
     if password_changed:
         after = {**after, "password": "changed"}
@@ -186,6 +210,26 @@ def listing(
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(Unit.path), col(Person.id)).offset(offset).limit(limit)).all()
     return [(p, u) for p, u in rows], total
+
+
+def unlock(session: Session, *, clock: Clock, actor: Principal, person_id: int) -> int:
+    """Lift the sign-in throttle on a person's username (an admin's way out of a lockout); the count cleared."""
+    person, unit = get(session, actor=actor, person_id=person_id)
+    authorize(actor, "people:write", unit)
+    if person.username is None:
+        raise Invalid.field("person_id", "this person has no username to sign in with")
+    cleared = auth_service.clear_failures(session, clock=clock, username=person.username)
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="person.unlock",
+        object_type="person",
+        object_id=person.id,
+        unit_path=unit.path,
+        after={"username": person.username, "failures_cleared": cleared},
+    )
+    return cleared
 
 
 def find(session: Session, ref: str) -> Person:

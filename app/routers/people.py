@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
 
 from app.org import people as people_service
 from app.org import units as unit_service
@@ -51,3 +52,20 @@ def update_person(
 ) -> PersonPublic:
     person, unit = people_service.update(session, clock=clock, actor=principal, person_id=person_id, data=data)
     return people_service.public(person, unit)
+
+
+class Unlocked(BaseModel):
+    person_id: int
+    username: str
+    failures_cleared: int
+
+
+@router.post(
+    "/{person_id}/unlock",
+    summary="Lift the sign-in throttle on this person's username (admins; the address throttle stays)",
+)
+def unlock_person(person_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> Unlocked:
+    cleared = people_service.unlock(session, clock=clock, actor=principal, person_id=person_id)
+    person, _ = people_service.get(session, actor=principal, person_id=person_id)
+    assert person.username is not None
+    return Unlocked(person_id=person_id, username=person.username, failures_cleared=cleared)

@@ -160,3 +160,37 @@ def test_audit_is_for_admins_and_limited_to_their_subtree(
     assert paths == {"110106001", "110106"}
     viewer = signed_in(client, session, clock, unit="110000", roles=["unit_admin"])
     assert client.get("/api/v1/audit", headers=viewer).status_code == 403
+
+
+def test_two_active_people_may_not_share_a_mobile_number(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    headers = signed_in(client, session, clock, unit="110000", roles=["admin"])
+    first = client.post("/api/v1/people", json=body(), headers=headers)
+    assert first.status_code == 201, first.text
+    before = count_people(session)
+
+    # The same number in another spelling is the same E.164 number.
+    r = client.post("/api/v1/people", json=body(username="other", phone="+86 139 1234 5678"), headers=headers)
+    assert r.status_code == 409, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["phone"]
+    assert count_people(session) == before
+
+    second = client.post("/api/v1/people", json=body(username="second", phone="13912340000"), headers=headers)
+    assert second.status_code == 201
+    r = client.patch(f"/api/v1/people/{second.json()['id']}", json={"phone": "13912345678"}, headers=headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["phone"]
+    assert client.get(f"/api/v1/people/{second.json()['id']}", headers=headers).json()["phone"] == "+8613912340000"
+
+    # Deactivated, the number is free for a successor; re-activating the first would share it again.
+    assert (
+        client.patch(f"/api/v1/people/{first.json()['id']}", json={"active": False}, headers=headers).status_code == 200
+    )
+    successor = client.post("/api/v1/people", json=body(username="successor"), headers=headers)
+    assert successor.status_code == 201, successor.text
+    r = client.patch(f"/api/v1/people/{first.json()['id']}", json={"active": True}, headers=headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["phone"]
+    assert client.get(f"/api/v1/people/{first.json()['id']}", headers=headers).json()["active"] is False
+    # Keeping one's own number on an unrelated change is fine.
+    r = client.patch(f"/api/v1/people/{successor.json()['id']}", json={"name": "孙丽丽"}, headers=headers)
+    assert r.status_code == 200
