@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("DUTYLINE_LOG_LEVEL"))
     log_format: str = Field("json", pattern="^(json|text)$", validation_alias=_env("DUTYLINE_LOG_FORMAT"))
     db_pool_size: int = Field(10, ge=1, validation_alias=_env("DUTYLINE_DB_POOL_SIZE"))
+    # When set, GET /metrics needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials: …}`).
+    metrics_token: str | None = Field(None, min_length=16, validation_alias=_env("DUTYLINE_METRICS_TOKEN"), repr=False)
 
     # Notifications (issue 4): Twilio, the built-in simulator, the outbox dispatcher.
     twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))

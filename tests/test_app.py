@@ -4,9 +4,12 @@ import ast
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.clock import ManualClock
+from app.config import Settings
+from app.main import create_app
 from tests.factories import signed_in
 
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -84,3 +87,26 @@ def test_an_unreachable_database_is_a_clear_503_not_a_500() -> None:
         r = c.get("/api/v1/units", headers={"X-API-Key": "dlk_x_y"})
         assert r.status_code == 503
     down.dispose()
+
+
+def test_metrics_are_prometheus_text_and_a_token_protects_them(
+    engine: Engine, clock: ManualClock, settings: Settings
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with TestClient(create_app(settings, engine=engine, clock=clock)) as open_client:
+        r = open_client.get("/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        assert "dutyline_dispatch_queue_depth" in {f.name for f in text_string_to_metric_families(r.text)}
+
+    token = "metrics-token-0123456789abcdef"
+    guarded = settings.model_copy(update={"metrics_token": token})
+    with TestClient(create_app(guarded, engine=engine, clock=clock)) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": f"Basic {token}"}):
+            r = c.get("/metrics", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", headers
+            assert "dutyline_" not in r.text
+        r = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        assert "dutyline_dispatch_queue_depth" in {f.name for f in text_string_to_metric_families(r.text)}
+        assert c.get("/healthz").status_code == 200  # the health checks stay open

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+
+from app.errors import Unauthenticated
 
 router = APIRouter(tags=["operations"])
 
@@ -29,6 +33,12 @@ def readyz(request: Request) -> JSONResponse:
     "/metrics",
     response_class=PlainTextResponse,
     summary="Prometheus metrics: incidents, messages, queue depth, escalation lateness",
+    description="With DUTYLINE_METRICS_TOKEN set, send `Authorization: Bearer <that token>`.",
 )
 def metrics(request: Request) -> Response:
+    token: str | None = request.app.state.settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise Unauthenticated("/metrics needs Authorization: Bearer <DUTYLINE_METRICS_TOKEN>")
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
