@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+# Row ids are PostgreSQL `integer`: every id the API takes (path, query or body) is bounded by this, so an absurd
+# number is a 422 naming its field and never reaches the database driver ("integer out of range" is a 500).
+MAX_ID = 2_147_483_647
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class FieldErrorOut(BaseModel):

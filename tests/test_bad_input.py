@@ -91,3 +91,74 @@ def test_text_no_database_can_store_is_a_422_not_a_500(
     body = _clear_4xx(post(f"/api/v1/incidents/{inc['id']}/resolve", {"reason": text}, admin))
     assert body["errors"][0]["field"] in ("text", "reason")
     assert client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()["status"] != "resolved"
+
+
+def _integers(spec: dict[str, Any], schema: dict[str, Any], path: str, seen: set[str]) -> list[tuple[str, Any]]:
+    """Every integer a request may carry, with its `maximum` (following $refs, unions, arrays and objects)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        return _integers(spec, spec["components"]["schemas"][name], path, seen | {name})
+    found: list[tuple[str, Any]] = []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for member in schema.get(key, []):
+            found += _integers(spec, member, path, seen)
+    if schema.get("type") == "integer":
+        found.append((path, schema.get("maximum")))
+    if "items" in schema:
+        found += _integers(spec, schema["items"], f"{path}[]", seen)
+    for name, prop in schema.get("properties", {}).items():
+        found += _integers(spec, prop, f"{path}.{name}", seen)
+    return found
+
+
+def test_every_integer_the_api_takes_is_bounded_for_the_database(client: TestClient) -> None:
+    """Ids in paths, queries and bodies alike: nothing above PostgreSQL's `integer` reaches the driver."""
+    spec = client.get("/openapi.json").json()
+    unbounded = []
+    for route, operations in spec["paths"].items():
+        for method, op in operations.items():
+            where = f"{method.upper()} {route}"
+            found = [
+                hit
+                for p in op.get("parameters", [])
+                for hit in _integers(spec, p.get("schema", {}), f"{where} {p['in']} {p['name']}", set())
+            ]
+            for content in op.get("requestBody", {}).get("content", {}).values():
+                found += _integers(spec, content.get("schema", {}), f"{where} body", set())
+            unbounded += [path for path, maximum in found if maximum is None or maximum > 2_147_483_647]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/rotations", {"participants": [4031180231]}, "participants.0"),
+        ("/api/v1/rotations", {"participants": [0]}, "participants.0"),
+        ("/api/v1/shifts", {"person": 2_147_483_648}, "person"),
+        ("/api/v1/overrides", {"person": -5}, "person"),
+        ("/api/v1/overrides/swap", {"first": {"person": 9_999_999_999}}, "first.person"),
+        ("/api/v1/shifts/handover", {"incoming": 4031180231}, "incoming"),
+    ],
+)
+def test_ids_in_bodies_are_bounded_and_named(
+    client: TestClient, session: Session, clock: ManualClock, path: str, body: dict[str, Any], field: str
+) -> None:
+    admin = signed_in(client, session, clock, unit="110000", roles=["admin"])
+    r = client.post(path, json=body, headers=admin)
+    assert r.status_code == 422, r.text
+    assert field in [e["field"] for e in r.json()["errors"]], r.json()["errors"]
+
+
+def test_a_complete_rotation_with_an_absurd_participant_id_is_a_422(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    """The fuzz drill's case: on PostgreSQL this was `integer out of range`, a 500."""
+    admin = signed_in(client, session, clock, unit="110000", roles=["admin"])
+    body = {"unit_code": "110106", "role": "duty_officer", "participants": [4031180231], "start_date": "2026-04-20"}
+    r = client.post("/api/v1/rotations", json=body, headers=admin)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["participants.0"], r.text
+    as_text = {**body, "participants": ["4031180231"]}  # digits as text: looked up as a phone, never as an id
+    r = client.post("/api/v1/rotations", json=as_text, headers=admin)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["participants.0"], r.text

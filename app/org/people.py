@@ -17,6 +17,7 @@ from app.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.org.schemas import PersonCreate, PersonPublic, PersonUpdate
+from app.schemas import MAX_ID
 
 
 def public(person: Person, unit: Unit) -> PersonPublic:
@@ -236,7 +237,7 @@ def find(session: Session, ref: str) -> Person:
     """A person by username, E.164 phone or id (for the CLI and roster imports)."""
     query = select(Person).where((Person.username == ref) | (Person.phone == ref))
     person = session.exec(query).first()
-    if person is None and ref.isdigit():
+    if person is None and ref.isdigit() and 1 <= int(ref) <= MAX_ID:
         person = session.get(Person, int(ref))
     if person is None:
         raise NotFound(f"no person {ref!r}")

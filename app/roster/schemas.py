@@ -3,13 +3,33 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.org.schemas import UnitCode
 from app.roster.models import MAX_COVER, DutyRole
+from app.schemas import MAX_ID
+
+
+def _person_ref(value: object) -> object:
+    # Checked before the int | str union, so the error names the field itself (not a member of the union).
+    if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= MAX_ID:
+        raise ValueError(f"a person id is from 1 to {MAX_ID}")
+    if isinstance(value, str) and len(value) > 64:
+        raise ValueError("a username or phone has at most 64 characters")
+    return value
+
 
 # A person named by id, username or E.164 phone.
-PersonRef = Annotated[int | str, Field(description="person id, username or phone (+86…)")]
+PersonRef = Annotated[
+    int | str,
+    BeforeValidator(_person_ref),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_ID}, {"type": "string", "maxLength": 64}],
+            "description": "person id, username or phone (+86…)",
+        }
+    ),
+]
 
 
 def _check_interval(starts_at: datetime, ends_at: datetime) -> None:

@@ -47,6 +47,7 @@ from app.roster.schemas import (
     SwapCreate,
 )
 from app.roster.timeline import wall_to_utc
+from app.schemas import MAX_ID
 
 # --- people and scope -------------------------------------------------------------------------------------------
 
@@ -61,7 +62,7 @@ def brief(person: Person | OnDuty | None) -> PersonBrief | None:
 def find_person(session: Session, ref: int | str) -> Person | None:
     """A person by id, username or phone (E.164 or as people write it, e.g. 13912345678)."""
     if isinstance(ref, int):
-        return session.get(Person, ref)
+        return session.get(Person, ref) if 1 <= ref <= MAX_ID else None
     text = ref.strip()
     person = session.exec(select(Person).where((Person.username == text) | (Person.phone == text))).first()
     if person is None and text and text.lstrip("+").isdigit():

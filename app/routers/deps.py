@@ -17,6 +17,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import reader, transaction
 from app.errors import Unauthenticated
+from app.schemas import MAX_ID
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -80,4 +81,4 @@ class Paging:
 PagingDep = Annotated[Paging, Depends()]
 
 # Row ids in paths: bounded, so an absurd number is a 422 and never reaches the database driver.
-Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -35,6 +35,7 @@ def create_shift(data: ShiftCreate, session: SessionDep, clock: ClockDep, princi
     "/check-in",
     status_code=status.HTTP_201_CREATED,
     summary="Report for the shift you hold now (409 if you are not on duty); repeating it answers 200",
+    responses={200: {"model": CheckInPublic, "description": "already checked in for this shift: the same check-in"}},
 )
 def check_in(
     data: CheckInRequest, response: Response, session: SessionDep, clock: ClockDep, principal: PrincipalDep

@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from app.errors import Forbidden
 from app.notify import inbound, outbox
 from app.routers.deps import ClockDep, SessionDep, SettingsDep
+from app.schemas import MAX_ID
 
 router = APIRouter(prefix="/twilio", tags=["twilio"])
 XML = "application/xml"
@@ -29,7 +30,7 @@ async def verified_form(request: Request, settings: SettingsDep) -> FormData:
 
 
 TwilioForm = Annotated[FormData, Depends(verified_form)]
-Oid = Annotated[int | None, Query(description="our outbox message id, passed through Twilio")]
+Oid = Annotated[int | None, Query(ge=1, le=MAX_ID, description="our outbox message id, passed through Twilio")]
 
 
 def _text(form: FormData, name: str) -> str:
