@@ -92,12 +92,15 @@ def _settle_bound(size: Size) -> float:
     return 7 * size.window + 60
 
 
-def _allowed_duplicates(url: str, dups: dict[str, int], out: Outcome) -> None:
+def _allowed_duplicates(url: str, dups: dict[str, int], out: Outcome, *, none_at_all: bool = False) -> None:
     """Duplicates are allowed only inside the documented at-least-once window: a row sent twice must have been
     taken again after an interrupted attempt (attempts > 1, i.e. a lease that ran out or an uncertain send),
-    and at most once per extra attempt."""
+    and at most once per extra attempt. With `none_at_all` (the crash drill: SMS and calls are both looked up
+    at the provider before a retry) not even that."""
     if not dups:
         return
+    if none_at_all:
+        out.check(False, f"{len(dups)} pages were sent twice (none may be), e.g. {sorted(dups)[:3]}")
     engine = engine_for(url)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -197,7 +200,7 @@ def drill_crash(size: Size) -> Outcome:
             dups = verify_pages(url, sim, out, accepted=intake.accepted, window=inst.window)
             late_p99 = out.counts.pop("_lateness_p99")
             out.counts["lateness p99 (not enforced here)"] = round(late_p99, 3)
-            _allowed_duplicates(url, dups, out)
+            _allowed_duplicates(url, dups, out, none_at_all=True)
             engine = engine_for(url)
             with engine.connect() as conn:
                 retaken = conn.execute(

@@ -122,6 +122,10 @@ WRITES: dict[str, tuple[Call, set[str]]] = {
         lambda w, h: w.client.patch(f"/api/v1/people/{w.person_id}", json={"name": f"改名{next(_n)}"}, headers=h),
         {"city_admin", "fengtai_admin"},
     ),
+    "POST /api/v1/people/{person_id}/unlock": (
+        lambda w, h: w.client.post(f"/api/v1/people/{w.person_id}/unlock", headers=h),
+        {"city_admin", "fengtai_admin"},
+    ),
     "POST /api/v1/agencies": (
         lambda w, h: w.client.post(
             "/api/v1/agencies",

@@ -246,6 +246,7 @@ class Dispatcher:
                     t.c.event_id,
                     t.c.subscription_id,
                     t.c.provider,
+                    t.c.created_at,
                 )
                 .where(due)
                 .order_by(t.c.next_attempt_at, t.c.id)
@@ -297,6 +298,7 @@ class Dispatcher:
                 event_id=r.event_id,
                 provider=r.provider,
                 secret=secrets.get(r.subscription_id) if r.subscription_id else None,
+                created_at=r.created_at,
             )
             for r in take
         ]
@@ -351,10 +353,16 @@ class Dispatcher:
         if not candidates:
             return None
         with Session(reader(self.engine)) as session:
-            taken = set(
-                session.exec(select(OutboxMessage.provider_id).where(col(OutboxMessage.provider_id).in_(candidates)))
+            holders = dict(
+                session.exec(
+                    select(OutboxMessage.provider_id, OutboxMessage.id).where(
+                        col(OutboxMessage.provider_id).in_(candidates)
+                    )
+                ).all()
             )
-        free = [sid for sid in candidates if sid not in taken]
+        # A receipt or a call's answer may already have recorded the earlier attempt's id on this very row.
+        mine = [sid for sid in candidates if holders.get(sid) == message.id]
+        free = mine or [sid for sid in candidates if sid not in holders]
         if not free:
             return None
         return ProviderResult(ErrorClass.ok, provider_id=free[0], extra={"adopted": True}, provider=provider)

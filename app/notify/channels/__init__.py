@@ -8,6 +8,7 @@ errors at once). SMS and voice reach their providers through `app.notify.provide
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from app.notify.models import ErrorClass
@@ -30,6 +31,8 @@ class ChannelMessage:
     secret: str | None = None
     # The provider of the previous attempt (which one to ask whether it went through).
     provider: str | None = None
+    # When the row was written: nothing sent for it can be older (a look-up after an uncertain attempt uses it).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

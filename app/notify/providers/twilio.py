@@ -36,3 +36,11 @@ class TwilioVoice:
 
     def send(self, message: ChannelMessage) -> ProviderResult:
         return self.channel.send(message)
+
+    def went_through(self, message: ChannelMessage) -> ProviderResult | None:
+        """A call carries nothing of ours that Twilio's list returns: the calls placed to that number since the
+        row was written are the candidates; the dispatcher adopts one no other row holds."""
+        candidates = self.channel.previous_sends(message)
+        if not candidates:
+            return None
+        return ProviderResult(ErrorClass.ok, extra={"candidates": candidates})

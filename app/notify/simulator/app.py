@@ -245,7 +245,7 @@ def _call_json(c: dict[str, Any], account: str) -> dict[str, Any]:
         "direction": "outbound-api",
         "date_created": _rfc2822(c["created"]),
         "date_updated": _rfc2822(c["created"]),
-        "start_time": None,
+        "start_time": _rfc2822(c["started"]) if c.get("started") else None,
         "end_time": None,
         "duration": None,
         "api_version": "2010-04-01",
@@ -270,6 +270,29 @@ def _twiml_parts(xml: str) -> tuple[list[str], list[str], str | None]:
     says = [el.text or "" for el in root.iter("Say")]
     gather = next(iter(root.iter("Gather")), None)
     return messages, says, gather.get("action") if gather is not None else None
+
+
+START_FILTERS = {"StartTime": "=", "StartTime<": "<", "StartTime>": ">"}
+
+
+def _start_bound(value: str) -> tuple[datetime, bool]:
+    """(the time, whether only a date was given) of a StartTime filter."""
+    if len(value) == 10:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC), True
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), False
+
+
+def _started_within(started: datetime | None, op: str, bound: tuple[datetime, bool]) -> bool:
+    """Twilio's semantics: `=` the same day, `<` on or before, `>` on or after (a date means that whole day)."""
+    if started is None:
+        return False
+    when, date_only = bound
+    if op == "=":
+        return started.date() == when.date() if date_only else started == when
+    if op == "<":
+        return started.date() <= when.date() if date_only else started <= when
+    return started >= when
 
 
 class Digits(BaseModel):
@@ -452,6 +475,7 @@ def create_simulator(config: SimulatorConfig | None = None, *, guard: Guard | No
         cfg = state.config
         if cfg.delivery_delay:
             await asyncio.sleep(cfg.delivery_delay)
+        call["started"] = datetime.now(UTC)  # dialed: from now on it has a start time
         params = {
             "CallSid": call["sid"],
             "AccountSid": cfg.account_sid,
@@ -516,6 +540,39 @@ def create_simulator(config: SimulatorConfig | None = None, *, guard: Guard | No
         state.spawn(_answer(call))
         await _hold_if_timeout("call")
         return _call_json(call, account)
+
+    @router.get(API + "/Calls.json")
+    async def list_calls(account: str, request: Request) -> Any:
+        """Twilio's Calls list: newest first, filtered by To, From, Status and StartTime (`StartTime`,
+        `StartTime<`, `StartTime>`: a date `YYYY-MM-DD` or a time; a call not yet dialed has no start time)."""
+        if not _authorized(request, state, account):
+            return _error(401, 20003, "Authenticate")
+        q = request.query_params
+        to, sender, status = q.get("To"), q.get("From"), q.get("Status")
+        try:
+            size = min(1000, max(1, int(q.get("PageSize", "50"))))
+            bounds = {op: _start_bound(q[name]) for name, op in START_FILTERS.items() if q.get(name)}
+        except ValueError as exc:
+            return _error(400, 20001, f"Invalid parameter: {exc}")
+        with state.lock:
+            found = [
+                c
+                for c in reversed(state.calls)
+                if (to is None or c["to"] == to)
+                and (sender is None or c["from"] == sender)
+                and (status is None or c["status"] == status)
+                and all(_started_within(c.get("started"), op, bound) for op, bound in bounds.items())
+            ][:size]
+        uri = f"/2010-04-01/Accounts/{account}/Calls.json"
+        return {
+            "calls": [_call_json(c, account) for c in found],
+            "page": 0,
+            "page_size": size,
+            "first_page_uri": uri,
+            "previous_page_uri": None,
+            "next_page_uri": None,
+            "uri": uri,
+        }
 
     # ---- the phones' side ----
 
