@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from app.org.schemas import UnitCode
+from app.org.schemas import PersonPublic, UnitCode
 from app.roster.models import MAX_COVER, DutyRole
 from app.schemas import MAX_ID
 
@@ -175,6 +175,27 @@ class GapPublic(BaseModel):
     role: str
     start: datetime
     end: datetime
+
+
+class PersonChanged(PersonPublic):
+    gaps_opened: list[GapPublic] = Field(
+        default_factory=list,
+        description="roster gaps this change opened in the next 72 h (deactivating a rostered person); "
+        "the unit's admins and duty officer were told at once",
+    )
+
+
+class RotationChanged(RotationPublic):
+    gaps_opened: list[GapPublic] = Field(
+        default_factory=list, description="roster gaps ending the rotation opened in the next 72 h (alerted at once)"
+    )
+
+
+class OverrideCancelled(BaseModel):
+    cancelled: int = Field(description="rows removed (2 for both halves of a swap)")
+    gaps_opened: list[GapPublic] = Field(
+        default_factory=list, description="roster gaps the cancellation opened in the next 72 h (alerted at once)"
+    )
 
 
 class GapReport(BaseModel):

@@ -9,6 +9,8 @@ from app.org import people as people_service
 from app.org import units as unit_service
 from app.org.models import Role
 from app.org.schemas import PersonCreate, PersonPublic, PersonUpdate
+from app.roster import gaps as roster_gaps
+from app.roster.schemas import PersonChanged
 from app.routers.deps import ClockDep, Id, PagingDep, PrincipalDep, SessionDep
 from app.schemas import Page
 
@@ -46,12 +48,19 @@ def get_person(person_id: Id, session: SessionDep, principal: PrincipalDep) -> P
     return people_service.public(person, unit)
 
 
-@router.patch("/{person_id}", summary="Change a person; `active: false` deactivates (people are never deleted)")
+@router.patch(
+    "/{person_id}",
+    summary="Change a person; `active: false` deactivates (people are never deleted)",
+    description="Deactivating someone on the roster answers with the gaps it opens in the next 72 h "
+    "(`gaps_opened`) and tells the unit's admins and duty officer at once.",
+)
 def update_person(
     person_id: Id, data: PersonUpdate, session: SessionDep, clock: ClockDep, principal: PrincipalDep
-) -> PersonPublic:
-    person, unit = people_service.update(session, clock=clock, actor=principal, person_id=person_id, data=data)
-    return people_service.public(person, unit)
+) -> PersonChanged:
+    person, unit, opened = roster_gaps.update_person(
+        session, clock=clock, actor=principal, person_id=person_id, data=data
+    )
+    return PersonChanged(**people_service.public(person, unit).model_dump(), gaps_opened=roster_gaps.public(opened))
 
 
 class Unlocked(BaseModel):

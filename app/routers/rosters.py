@@ -7,18 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response
+from sqlmodel import Session
 
 from app.errors import Invalid
 from app.org import units as unit_service
 from app.roster import calendar, imports
+from app.roster import gaps as gaps_made
 from app.roster import service as roster_service
 from app.roster import views as roster_views
+from app.roster.models import Rotation
+from app.roster.resolve import Gap
 from app.roster.schemas import (
     CalendarLink,
     GapReport,
     ImportResult,
+    OverrideCancelled,
     OverrideCreate,
     OverridePublic,
+    RotationChanged,
     RotationCreate,
     RotationEnd,
     RotationPublic,
@@ -58,20 +64,33 @@ def list_rotations(
     return roster_service.rotations_public(session, rows)
 
 
-@router.patch("/api/v1/rotations/{rotation_id}", summary="End a rotation at a given instant")
+def _rotation_changed(session: Session, rotation: Rotation, opened: list[Gap]) -> RotationChanged:
+    shown = roster_service.rotations_public(session, [rotation])[0]
+    return RotationChanged(**shown.model_dump(), gaps_opened=gaps_made.public(opened))
+
+
+@router.patch(
+    "/api/v1/rotations/{rotation_id}",
+    summary="End a rotation at a given instant (answers with the gaps it opens in the next 72 h)",
+)
 def end_rotation_at(
     rotation_id: Id, data: RotationEnd, session: SessionDep, clock: ClockDep, principal: PrincipalDep
-) -> RotationPublic:
-    rotation = roster_service.end_rotation(
+) -> RotationChanged:
+    rotation, opened = gaps_made.end_rotation(
         session, clock=clock, actor=principal, rotation_id=rotation_id, ends_at=data.ends_at
     )
-    return roster_service.rotations_public(session, [rotation])[0]
+    return _rotation_changed(session, rotation, opened)
 
 
-@router.delete("/api/v1/rotations/{rotation_id}", summary="End a rotation now (it is kept for the record)")
-def end_rotation_now(rotation_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> RotationPublic:
-    rotation = roster_service.end_rotation(session, clock=clock, actor=principal, rotation_id=rotation_id, ends_at=None)
-    return roster_service.rotations_public(session, [rotation])[0]
+@router.delete(
+    "/api/v1/rotations/{rotation_id}",
+    summary="End a rotation now (it is kept for the record; answers with the gaps it opens in the next 72 h)",
+)
+def end_rotation_now(rotation_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> RotationChanged:
+    rotation, opened = gaps_made.end_rotation(
+        session, clock=clock, actor=principal, rotation_id=rotation_id, ends_at=None
+    )
+    return _rotation_changed(session, rotation, opened)
 
 
 @router.post(
@@ -98,12 +117,13 @@ def swap(data: SwapCreate, session: SessionDep, clock: ClockDep, principal: Prin
 
 @router.delete(
     "/api/v1/overrides/{override_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Cancel an override (both halves of a swap)",
+    summary="Cancel an override (both halves of a swap); answers with the gaps it opens in the next 72 h",
 )
-def cancel_override(override_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> Response:
-    roster_service.cancel_override(session, clock=clock, actor=principal, override_id=override_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+def cancel_override(
+    override_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep
+) -> OverrideCancelled:
+    cancelled, opened = gaps_made.cancel_override(session, clock=clock, actor=principal, override_id=override_id)
+    return OverrideCancelled(cancelled=cancelled, gaps_opened=gaps_made.public(opened))
 
 
 async def csv_text(request: Request) -> str:
