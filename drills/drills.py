@@ -615,6 +615,9 @@ def drill_fuzz(size: Size) -> Outcome:
                 f"{base}/api/v1/auth/token", data={"username": "admin", "password": inst.admin_password}, timeout=10
             )
             token = answer.json()["access_token"]
+            # FastAPI builds the OpenAPI document on first request; on a busy machine that alone can pass
+            # schemathesis's 10 s schema-loading timeout, so build it once first.
+            httpx.get(f"{base}/openapi.json", timeout=120).raise_for_status()
             command = [
                 str(BIN / "schemathesis"), "run", f"{base}/openapi.json",
                 "-H", f"Authorization: Bearer {token}",
