@@ -14,6 +14,8 @@ from sqlmodel import Session, col, select
 from app.clock import ManualClock
 from app.notify.channels.voice import VoiceChannel
 from app.notify.dispatcher import DispatchConfig, Dispatcher
+from app.notify.providers.routing import RoutedChannel
+from app.notify.providers.twilio import TwilioVoice
 from app.notify.models import OutboxMessage
 from tests.notify.conftest import SIM_DEFAULTS, Service, Simulator
 from tests.notify.pages import enqueue_page
@@ -33,11 +35,18 @@ def _calls(engine: Engine, clock: ManualClock, n: int, *, phone: str | None = No
     ]
 
 
+def _twilio_voice(service: Service) -> VoiceChannel:
+    routed = service.dispatcher.channels["voice"]
+    assert isinstance(routed, RoutedChannel)
+    provider = routed.providers["twilio"]
+    assert isinstance(provider, TwilioVoice)
+    return provider.channel
+
+
 def _dead_replicas_channel(service: Service) -> VoiceChannel:
     """The voice channel of a replica that died: Twilio's request for the call's TwiML finds nobody there, so
     the call is never recorded by our answer callback either (only Twilio knows it was placed)."""
-    live = service.dispatcher.channels["voice"]
-    assert isinstance(live, VoiceChannel)
+    live = _twilio_voice(service)
     dead = "http://127.0.0.1:9"
     return VoiceChannel(
         live.client, from_number=live.from_number, answer_url=f"{dead}/twilio/voice/answer", status_callback_url=None
@@ -120,7 +129,7 @@ def test_the_simulator_lists_calls_like_twilio(
     _calls(engine, clock, 1, phone="+8613800000003")
     service.dispatcher.drain()
     simulator.settle()
-    client = service.dispatcher.channels["voice"].client  # type: ignore[attr-defined]
+    client = _twilio_voice(service).client
     listed = client.calls.list(to="+8613800000002", from_=SIM_DEFAULTS.service_number)
     assert len(listed) == 3 and all(c.to == "+8613800000002" for c in listed)
     assert [c.date_created for c in listed] == sorted((c.date_created for c in listed), reverse=True)
