@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from app.clock import ManualClock
 from app.notify.channels.voice import VoiceChannel
 from app.notify.dispatcher import DispatchConfig, Dispatcher
+from app.notify.models import OutboxMessage
 from app.notify.providers.routing import RoutedChannel
 from app.notify.providers.twilio import TwilioVoice
-from app.notify.models import OutboxMessage
 from tests.notify.conftest import SIM_DEFAULTS, Service, Simulator
 from tests.notify.pages import enqueue_page
 
