@@ -54,6 +54,7 @@ LIMIT = float(os.environ.get("BENCH_RATE", "250"))
 ALIYUN_N = int(os.environ.get("BENCH_ALIYUN_N", "5000"))
 TIME_BUDGET = float(os.environ.get("BENCH_TIME_BUDGET", "240"))
 SIM = SimulatorConfig()
+CONTROL = {"Authorization": f"Bearer {SIM.control_token}"}  # the simulator's phone side needs its control token
 
 SIM_SCRIPT = """
 import sys, uvicorn
@@ -271,7 +272,7 @@ def baseline_asyncio(sim_url: str, n: int) -> tuple[float, int]:
 
 def provider_rate(sim_url: str, body_mark: str) -> tuple[float, int]:
     """Messages per second as the provider saw them arrive (first to last), for the marked messages."""
-    inbox = httpx.get(f"{sim_url}/messages", timeout=60).json()
+    inbox = httpx.get(f"{sim_url}/messages", headers=CONTROL, timeout=60).json()
     times = sorted(datetime.fromisoformat(m["created"]) for m in inbox if body_mark in m["body"])
     span = (times[-1] - times[0]).total_seconds()
     return (len(times) - 1) / span, len(times)
@@ -291,7 +292,7 @@ def main() -> None:
         rss_before = rss_mb()
         elapsed, samples = run_dispatcher(engine, sim_url, N, 0, 0)
         rate = N / elapsed
-        stats = httpx.get(f"{sim_url}/stats", timeout=30).json()
+        stats = httpx.get(f"{sim_url}/stats", headers=CONTROL, timeout=30).json()
         print(f"dispatcher, rate limit off: {rate:,.0f} msg/s ({elapsed:.1f} s for {N})")
         print(
             f"  simulator counted {stats['messages']} sends of {len(stats['sends_by_key'])} outbox ids; "
@@ -322,7 +323,7 @@ def main() -> None:
         enqueue(engine, ALIYUN_N, "aliyun", "阿里云街道", prefix="+86135")
         elapsed = run_aliyun(engine, root, ALIYUN_N, N + LIMITED_N)
         aliyun_rate = ALIYUN_N / elapsed
-        stats = httpx.get(f"{sim_url}/stats", timeout=60).json()
+        stats = httpx.get(f"{sim_url}/stats", headers=CONTROL, timeout=60).json()
         carried = stats["by_provider"].get("aliyun", 0)
         print(f"mainland route, dispatcher → Alibaba Cloud SDK: {aliyun_rate:,.0f} msg/s ({elapsed:.1f} s, {ALIYUN_N})")
         print(
