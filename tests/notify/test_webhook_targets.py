@@ -151,7 +151,7 @@ def test_a_name_re_pointed_inside_is_refused_at_send_time_and_never_contacted(
     def rebound(host: str, _port: int) -> Sequence[str]:
         return [PUBLIC, "127.0.0.1"] if host == "hooks.example.net" else []
 
-    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=2, resolver=rebound))
+    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=30, resolver=rebound))
     [row] = _deliveries(engine)
     assert row.status == "failed" and row.attempts == 1
     assert row.last_error is not None and row.last_error.startswith("refused target") and "127.0.0.1" in row.last_error
@@ -175,7 +175,7 @@ def test_the_sender_connects_to_the_address_it_checked(
     # Only here: loopback passes the check, so the connection to the checked address can be observed.
     original = netguard.refusal
     monkeypatch.setattr(netguard, "refusal", lambda a: None if str(a) == "127.0.0.1" else original(a))
-    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=2, resolver=lambda _h, _p: ["127.0.0.1"]))
+    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=30, resolver=lambda _h, _p: ["127.0.0.1"]))
     assert counting.calls == [f"hooks.example.net:{server.port}"]  # reached through 127.0.0.1, named by Host
     [row] = _deliveries(engine)
     # The receiver's body is not echoed: only the status.
@@ -195,6 +195,6 @@ def test_allow_private_sends_to_an_inside_receiver(
     counting, server = receiver
     counting.status = 204
     _subscribe_and_publish(engine, clock, f"{server.url}/hook", allow_private=True)
-    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=2, allow_private=True))
+    _dispatch(engine, clock, WebhookChannel(clock=clock, timeout=30, allow_private=True))
     [row] = _deliveries(engine)
     assert row.status == "delivered" and len(counting.calls) == 1
