@@ -1,7 +1,7 @@
 """login failures an admin cleared for the username (unlock); one active person per mobile number
 
 Revision ID: a7c1unlock01
-Revises: c6b0notice01
+Revises: d7a2duty0002
 Create Date: 2026-12-01 09:00:00
 """
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import app.db
 
 
 revision: str = 'a7c1unlock01'
-down_revision: str | None = 'c6b0notice01'
+down_revision: str | None = 'd7a2duty0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
