@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     voice_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_VOICE_RATE_PER_SECOND"))
     webhook_rate_per_second: float = Field(0.0, ge=0, validation_alias=_env("DUTYLINE_WEBHOOK_RATE_PER_SECOND"))
     webhook_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_env("DUTYLINE_WEBHOOK_TIMEOUT_SECONDS"))
+    # SMS per number per local day; the last one is a digest, then pages needing an ack go by voice.
+    sms_daily_budget: int = Field(8, ge=1, le=1000, validation_alias=_env("DUTYLINE_SMS_DAILY_BUDGET"))
     # Webhook (and robot) targets on loopback, private, link-local … addresses: refused unless this is set.
     webhook_allow_private: bool = Field(False, validation_alias=_env("DUTYLINE_WEBHOOK_ALLOW_PRIVATE"))
 

@@ -38,3 +38,6 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # APScheduler reports every run of the one-second tick at INFO; our own tick logs what it did.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: a group robot's URL carries its key (WeCom) or access token
+    # and signature (DingTalk).
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -30,6 +30,7 @@ from app.incidents import delivery as incident_delivery
 from app.middleware import AccessLog, BodyLimit, InFlightLimit
 from app.notices import acks as notice_acks
 from app.notices import chase as notice_chase
+from app.notify import budget as sms_budget
 from app.notify import inbound
 from app.notify.models import OutboxMessage
 from app.rollcall import acks as rollcall_acks
@@ -47,6 +48,7 @@ from app.routers import (
     notices,
     oncall,
     people,
+    robots,
     rollcalls,
     rosters,
     rules,
@@ -219,9 +221,10 @@ def create_app(
     app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     roster_service.set_default_timezone(settings.timezone)
+    sms_budget.set_daily_budget(settings.sms_daily_budget)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
-                   heartbeats, webhooks, twilio, callbacks, message_templates, console, console_incidents, rollcalls,
-                   notices, console_rollcall, console_notices):  # fmt: skip
+                   heartbeats, webhooks, robots, twilio, callbacks, message_templates, console, console_incidents,
+                   rollcalls, notices, console_rollcall, console_notices):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     hazard_routes.install(app, settings)

@@ -95,6 +95,8 @@ def settings(database_url: str) -> Settings:
         DUTYLINE_LOG_FORMAT="text",
         DUTYLINE_DISPATCHER=False,  # tests drive app.state.dispatcher by hand
         DUTYLINE_SCHEDULER=False,  # and run the escalation tick themselves
+        # Scenarios page one person dozens of times a day; the budget's own tests set theirs (test_budget.py).
+        DUTYLINE_SMS_DAILY_BUDGET=1000,
     )
 
 

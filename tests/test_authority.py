@@ -183,6 +183,14 @@ WRITES: dict[str, tuple[Call, set[str]]] = {
         ),
         {"city_admin", "fengtai_admin"},
     ),
+    "POST /api/v1/units/{code}/robots": (
+        lambda w, h: w.client.post(
+            "/api/v1/units/110106001/robots",
+            headers=h,
+            json={"kind": "wecom", "webhook_url": f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k{next(_n)}"},
+        ),
+        {"city_admin", "fengtai_admin"},
+    ),
     "POST /api/v1/heartbeats/{name}": (
         lambda w, h: w.client.post(f"/api/v1/heartbeats/hb{next(_n)}", json={"interval_seconds": 60}, headers=h),
         {"fengtai_key"},
@@ -238,6 +246,7 @@ ELSEWHERE = {
     "POST /api/v1/hazards/{hazard_id}/verify": "leader; tier above if major (tests/hazards/test_api.py)",
     "POST /api/v1/hazards/{hazard_id}/extension": "the tier above (tests/hazards/test_api.py)",
     "POST /api/v1/hazards/{hazard_id}/listing": "district or city, major only (tests/hazards/test_api.py)",
+    "DELETE /api/v1/units/{code}/robots/{robot_id}": "tests/notify/test_robots.py",
 }
 
 

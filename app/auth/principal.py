@@ -40,6 +40,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "hazards:read",
             "hazards:write",
             "hazards:verify",
+            "robots:read",
+            "robots:write",
         }
     ),
     Role.unit_admin: frozenset(
@@ -59,6 +61,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "hazards:read",
             "hazards:write",
             "hazards:verify",
+            "robots:read",
+            "robots:write",
         }
     ),
     Role.duty_officer: frozenset(

@@ -33,7 +33,7 @@ from app.escalation.rules import service as rules_service
 from app.escalation.rules.schemas import LevelRule, RulesDocument
 from app.incidents import timeline
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, TimelineEntry
-from app.notify import outbox
+from app.notify import paging
 from app.org import units as unit_service
 from app.org.models import TIER_ORDER, Person, Tier, Unit, tier_above
 from app.roster import service as roster_service
@@ -320,31 +320,23 @@ def _page_person(ctx: Context, state: IncidentTier, person: Person, *, role: str
                  key: str, params: dict[str, Any]) -> None:  # fmt: skip
     assert ctx.batch is not None
     inc, unit = ctx.incident, ctx.units[state.tier]
-    channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
-    rows = {
-        channel: outbox.message(
-            clock=ctx.clock,
-            channel=channel,
-            to=person.phone,
-            template=channel_template,
-            params=params,
-            dedup_key=f"inc:{inc.id}:{state.tier}:{key}:{role}:{person.id}:{channel}",
-            person_id=person.id,
-            incident_id=inc.id,
-            incident_code=inc.code,
-            tier=state.tier,
-            step=state.step,
-        )
-        for channel, channel_template in channels.items()
-    }
-    step, tier, now = state.step, state.tier, ctx.now
     label = ROLE_LABEL.get(role, "管理员")
+    shaped = paging.shape(ctx.session, clock=ctx.clock, now=ctx.now, unit=unit, person=person,
+                          who=f"{label}{person.name}", template=template, params=params, voice=voice,
+                          dedup_base=f"inc:{inc.id}:{state.tier}:{key}:{role}:{person.id}", incident_id=inc.id,
+                          incident_code=inc.code, tier=state.tier, step=state.step)  # fmt: skip
+    rows = shaped.rows
+    step, tier, now = state.step, state.tier, ctx.now
+    if not rows:  # over the day's SMS budget, informational, and no group to post to: it stays in the console
+        held = {"role": role, "person_id": person.id, "step": step, "template": template} | shaped.data
+        ctx.note(kind="page_held", tier=tier, message=f"{unit.name}{label}{person.name}{shaped.note}", data=held)
+        return
 
     def record(sent: list[str]) -> TimelineEntry:
         return timeline.entry(inc, at=now, kind="page", tier=tier,
-                              message=f"通知{unit.name}{label}{person.name}({'/'.join(sent)})",
+                              message=f"通知{unit.name}{label}{person.name}({paging.shown(sent)}){shaped.note}",
                               data={"role": role, "person_id": person.id, "step": step, "channels": sent,
-                                    "template": template})  # fmt: skip
+                                    "template": template} | shaped.data)  # fmt: skip
 
     ctx.batch.page(rows, record)
 

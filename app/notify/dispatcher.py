@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, String, and_, bindparam, func, or_
+from sqlalchemy import Engine, Row, String, and_, bindparam, func, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +35,8 @@ from sqlmodel import Session, col, select
 
 from app.clock import Clock
 from app.db import is_postgres, reader, transaction
-from app.notify import delivery, outbox
+from app.notify import delivery, fallback, outbox
+from app.notify import robots as robot_service
 from app.notify.channels import Channel, ChannelMessage, ChannelUnavailable, ProviderResult
 from app.notify.delivery import DeliveryEvent, Observer
 from app.notify.models import ErrorClass, OutboxMessage, Status, WebhookSubscription
@@ -247,17 +249,26 @@ class Dispatcher:
                     t.c.subscription_id,
                     t.c.provider,
                     t.c.created_at,
+                    t.c.robot_id,
                 )
                 .where(due)
                 .order_by(t.c.next_attempt_at, t.c.id)
-                .limit(limit)
             )
-            if is_postgres(session):
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
+            locking = is_postgres(session)
+            rows = list(
+                session.execute(
+                    query.limit(limit).with_for_update(skip_locked=True) if locking else query.limit(limit)
+                ).all()
+            )
             if not rows:
                 return []
+            robot_ids = {r.robot_id for r in rows if r.robot_id is not None}
+            if robot_ids:
+                # Every due post of a robot goes in one message, even those past the claim's limit.
+                more = query.where(t.c.robot_id.in_(robot_ids), t.c.id.notin_([r.id for r in rows]))
+                rows += session.execute(more.with_for_update(skip_locked=True) if locking else more).all()
             secrets = self._secrets(session, {r.subscription_id for r in rows if r.subscription_id})
+            robots = robot_service.targets(session, robot_ids)
             # A row found in `sending` lost its holder mid-send: it may have gone out.
             orphans = {r.id for r in rows if r.status == Status.sending}
             exhausted = {r.id for r in rows if r.id in orphans and r.attempts >= self.config.max_attempts}
@@ -272,6 +283,7 @@ class Dispatcher:
                         last_error=t.c.attempts.cast(String) + " attempts, the last one interrupted: gave up",
                     )
                 )
+                fallback.after_failure(session, clock=self.clock, ids=exhausted)
             take = [r for r in rows if r.id not in exhausted]
             if take:
                 session.execute(
@@ -284,7 +296,7 @@ class Dispatcher:
                         uncertain=t.c.uncertain | t.c.id.in_(orphans) if orphans else t.c.uncertain,
                     )
                 )
-        return [
+        messages = [
             ChannelMessage(
                 id=r.id,
                 channel=r.channel,
@@ -301,7 +313,37 @@ class Dispatcher:
                 created_at=r.created_at,
             )
             for r in take
+            if r.robot_id is None
         ]
+        posts = [r for r in take if r.robot_id is not None]
+        return messages + self._bundles(posts, robots) if posts else messages
+
+    @staticmethod
+    def _bundles(posts: list[Row[Any]], robots: Mapping[int, robot_service.Target]) -> list[ChannelMessage]:
+        """One message per robot for all its due posts, oldest first."""
+        by_robot: dict[int, list[Row[Any]]] = {}
+        for r in sorted(posts, key=lambda r: r.id):
+            by_robot.setdefault(r.robot_id, []).append(r)
+        messages = []
+        for robot_id, group in by_robot.items():
+            target = robots.get(robot_id)
+            first = group[0]
+            mobiles = sorted({m for r in group for m in r.params.get("mobiles", [])})
+            messages.append(
+                ChannelMessage(
+                    id=first.id,
+                    channel=first.channel,
+                    to=target.url if target else "",
+                    body=robot_service.content(target.kind, [r.body for r in group]) if target else "",
+                    template=first.template,
+                    params={"kind": target.kind if target else "", "mobiles": mobiles},
+                    attempts=max(r.attempts + 1 for r in group),
+                    incident_code=first.incident_code,
+                    secret=target.secret if target else None,
+                    bundle=tuple((r.id, r.attempts + 1) for r in group[1:]),
+                )
+            )
+        return messages
 
     @staticmethod
     def _secrets(session: Session, ids: set[int]) -> dict[int, str]:
@@ -403,9 +445,13 @@ class Dispatcher:
         retry: list[dict[str, object]] = []
         fail: list[dict[str, object]] = []
         events: list[DeliveryEvent] = []
+        failed: list[int] = []
         for outcome in outcomes:
             message, result = outcome.message, outcome.result
-            key: dict[str, object] = {"b_id": message.id, "b_attempts": message.attempts, "b_provider": result.provider}
+            keys: list[dict[str, object]] = [
+                {"b_id": row_id, "b_attempts": attempts, "b_provider": result.provider}
+                for row_id, attempts in message.rows
+            ]
             carried = result.provider if result.ok else None
             events += [
                 DeliveryEvent(
@@ -414,53 +460,48 @@ class Dispatcher:
                 for f in result.failovers
             ]
             if result.ok:
-                done.append(
+                status = Status.delivered.value if result.delivered else Status.sent.value
+                at = outcome.at or now
+                done += [
                     key
                     | {
-                        "b_status": Status.delivered.value if result.delivered else Status.sent.value,
+                        "b_status": status,
                         "b_provider_id": result.provider_id,
-                        "b_sent_at": outcome.at or now,
-                        "b_delivered_at": (outcome.at or now) if result.delivered else None,
+                        "b_sent_at": at,
+                        "b_delivered_at": at if result.delivered else None,
                     }
-                )
+                    for key in keys
+                ]
                 if result.delivered:
-                    report.delivered += 1
+                    report.delivered += len(keys)
                 else:
-                    report.sent += 1
+                    report.sent += len(keys)
                 continue
             exhausted = message.attempts >= self.config.max_attempts
             if result.error_class in FAIL_AT_ONCE or exhausted:
                 gave_up = exhausted and result.error_class not in FAIL_AT_ONCE
                 prefix = f"gave up after {message.attempts} attempts: " if gave_up else ""
-                fail.append(
-                    key
-                    | {
-                        "b_error": prefix + (result.error or result.error_class.value),
-                        "b_class": result.error_class.value,
-                    }
-                )
-                events.append(
-                    DeliveryEvent(
-                        "failed",
-                        message.id,
-                        message.channel,
-                        result.provider,
-                        result.error_class.value,
-                        prefix + (result.error or result.error_class.value),
-                    )
-                )
-                report.failed += 1
+                error = prefix + (result.error or result.error_class.value)
+                fail += [key | {"b_error": error, "b_class": result.error_class.value} for key in keys]
+                events += [
+                    DeliveryEvent("failed", row_id, message.channel, result.provider, result.error_class.value, error)
+                    for row_id, _ in message.rows
+                ]
+                failed += [row_id for row_id, _ in message.rows]
+                report.failed += len(keys)
             else:
-                retry.append(
+                later = now + self._backoff(message.attempts, result)
+                retry += [
                     key
                     | {
                         "b_error": result.error or result.error_class.value,
                         "b_class": result.error_class.value,
-                        "b_next": now + self._backoff(message.attempts, result),
+                        "b_next": later,
                         "b_uncertain": result.uncertain,
                     }
-                )
-                report.retried += 1
+                    for key in keys
+                ]
+                report.retried += len(keys)
         held = and_(
             t.c.id == bindparam("b_id"), t.c.status == Status.sending.value, t.c.attempts == bindparam("b_attempts")
         )
@@ -511,6 +552,7 @@ class Dispatcher:
                 .execution_options(synchronize_session=False),
                 fail,
             )
+            fallback.after_failure(session, clock=self.clock, ids=failed)
         if events and self.observers:
             delivery.notify(self.observers, session, self.clock, events)
         return report

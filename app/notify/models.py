@@ -16,6 +16,7 @@ class Channel(StrEnum):
     sms = "sms"
     voice = "voice"
     webhook = "webhook"
+    robot = "robot"
 
 
 class Status(StrEnum):
@@ -81,6 +82,8 @@ class OutboxMessage(SQLModel, table=True):
     step: int | None = Field(default=None)
     subscription_id: int | None = Field(default=None, foreign_key="webhook_subscription.id", index=True)
     event_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True, index=True))
+    # A group robot's post (channel `robot`): the recipient is then `robot:<id>`, never the URL with its key.
+    robot_id: int | None = Field(default=None, foreign_key="unit_robot.id", index=True)
 
     status: str = Field(default=Status.queued, sa_column=Column(String(16), nullable=False))
     attempts: int = Field(default=0)
@@ -133,3 +136,26 @@ class ProviderPush(SQLModel, table=True):
     provider: str = Field(max_length=16)
     kind: str = Field(max_length=16)
     received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RobotKind(StrEnum):
+    wecom = "wecom"
+    dingtalk = "dingtalk"
+
+
+class UnitRobot(SQLModel, table=True):
+    """A unit's group robot (WeCom or DingTalk): pages for the unit's tier are also posted to its group."""
+
+    __tablename__ = "unit_robot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    # Carries the robot's key (WeCom) or access token (DingTalk): shown only masked, never logged.
+    webhook_url: str = Field(sa_column=Column(String(500), nullable=False))
+    # DingTalk's signing secret, kept in clear because every post is signed with it; never shown or logged.
+    secret: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    created_by: str = Field(max_length=120)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

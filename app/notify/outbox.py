@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock
 from app.db import insert_many_unless_conflict, insert_unless_conflict
 from app.errors import Invalid
-from app.notify import templates
+from app.notify import fallback, templates
 from app.notify.models import FINAL, STATUS_RANK, Channel, OutboxMessage, Status
 
 _WAKE_FLAG = "notify.outbox.enqueued"
@@ -71,6 +71,7 @@ def message(
     subscription_id: int | None = None,
     event_id: str | None = None,
     subject: str | None = None,
+    robot_id: int | None = None,
 ) -> dict[str, Any]:
     """A checked outbox row, its text rendered, ready for `enqueue_many`."""
     if channel not in Channel.__members__:
@@ -96,6 +97,7 @@ def message(
         "subscription_id": subscription_id,
         "event_id": event_id,
         "subject": subject,
+        "robot_id": robot_id,
         "status": Status.queued.value,
         "attempts": 0,
         "next_attempt_at": now,
@@ -202,6 +204,8 @@ def apply_provider_status(
             )
     session.add(row)
     session.flush()
+    if row.status in (Status.failed, Status.undelivered) and row.id is not None:
+        fallback.after_failure(session, clock=clock, ids=[row.id])
     return row
 
 

@@ -40,6 +40,9 @@ TEMPLATES: dict[str, str] = {
         "【{level}级{category}】{lower_unit}{minutes}分钟未签收,请{unit}处置:{title}。编号{code},回复1签收"
     ),
     "report_overdue": "【迟报】{code} {unit}{report}已逾期({due}),请督促报送",
+    "digest": (
+        "【待签收汇总】今日短信已达上限,您有{count}起事件待签收:{codes}。此后需签收的通知改为电话,回复“1 编号”签收"
+    ),
     "ack_confirmed": "已签收 {code}",
     "ack_help": "未能识别回复。回复1签收最近的通知,或回复“1 编号”签收指定事件",
     "ack_nothing_pending": "没有待签收的通知",

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.db import reader, transaction
 from app.notify import inbound, message_templates
 from app.notify.channels import Channel, ChannelUnavailable
+from app.notify.channels.robot import RobotChannel
 from app.notify.channels.sms import SmsChannel
 from app.notify.channels.twilio_client import make_client
 from app.notify.channels.voice import VoiceChannel
@@ -299,6 +300,7 @@ def build_channels(
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,
     )
+    channels["robot"] = RobotChannel(clock=clock, timeout=settings.webhook_timeout_seconds)  # type: ignore[arg-type]
     return channels
 
 

@@ -111,6 +111,7 @@ def service(
         "TWILIO_TIMEOUT_SECONDS": 1.0,
         "DUTYLINE_SIMULATOR": "off",
         "DUTYLINE_DISPATCHER": False,
+        "DUTYLINE_SMS_DAILY_BUDGET": 1000,  # as in tests/conftest.py
         "DUTYLINE_DISPATCH_CONCURRENCY": 8,
         # These tests exercise Twilio for every number; the mainland routes have tests of their own.
         "DUTYLINE_SMS_ROUTES": "*=twilio",

@@ -51,6 +51,7 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "detail": "。未应答/空岗:门头沟区值班员",
         "count": 1,
         "units": ":大峪街道",
+        "codes": "F3K7、A2B9",
     }
     for name in templates.TEMPLATES:
         assert "{" not in templates.render(name, sample), name
@@ -58,6 +59,7 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
     assert "首报" in templates.render("report_overdue", sample)
     assert "F 3 K 7" in templates.render("voice_page", sample)
     assert "还有3天" in templates.render("hazard_reminder", sample | {"code": "HABC234", "level": "重大"})
+    assert "2起事件待签收:F3K7、A2B9" in templates.render("digest", sample | {"count": 2})
     with pytest.raises(Invalid) as err:
         templates.render("incident_page", {"level": "III"})
     assert err.value.fields[0].field == "params" and "title" in err.value.message

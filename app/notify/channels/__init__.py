@@ -33,6 +33,13 @@ class ChannelMessage:
     provider: str | None = None
     # When the row was written: nothing sent for it can be older (a look-up after an uncertain attempt uses it).
     created_at: datetime | None = None
+    # The other rows this one send carries, as (id, attempts): a group robot's bundle.
+    bundle: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def rows(self) -> tuple[tuple[int, int], ...]:
+        """Every row this send finishes, as (id, attempts)."""
+        return ((self.id, self.attempts), *self.bundle)
 
 
 @dataclass(frozen=True)

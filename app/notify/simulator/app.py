@@ -42,6 +42,8 @@ from twilio.request_validator import RequestValidator
 from app.notify.message_templates import TemplatesDocument
 from app.notify.simulator import aliyun, tencent
 from app.notify.simulator.common import ProviderSim
+from app.notify.simulator.robots import RobotSimulator
+from app.notify.simulator.robots import router as robot_router
 
 API = "/2010-04-01/Accounts/{account}"
 
@@ -352,7 +354,8 @@ def create_simulator(config: SimulatorConfig | None = None, *, guard: Guard | No
     app = FastAPI(title="Twilio simulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sim = state
     router = APIRouter()
-    controls = APIRouter(dependencies=[Depends(guard or control_token_guard(state))])
+    controls_guard = guard or control_token_guard(state)
+    controls = APIRouter(dependencies=[Depends(controls_guard)])
 
     async def _inject(kind: str) -> JSONResponse | None:
         cfg = state.config
@@ -722,6 +725,8 @@ def create_simulator(config: SimulatorConfig | None = None, *, guard: Guard | No
 
     app.include_router(router)
     app.include_router(controls)
+    app.state.robots = RobotSimulator()
+    app.include_router(robot_router(app.state.robots, guard=controls_guard))
     return app
 
 

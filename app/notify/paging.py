@@ -1,0 +1,109 @@
+"""How one page to one person goes out: the SMS budget decides SMS, digest, voice or nothing, and the unit's
+group robots get a post. The step machine calls `shape` and writes what it answers (see app.escalation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from app.clock import Clock
+from app.notify import budget, outbox, templates
+from app.notify import robots as robot_service
+from app.org.models import Person, Unit
+from app.roster.resolve import zone_of
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """The outbox rows of a page, keyed by channel (`sms`, `voice`, `robot:<id>`), and what the timeline says."""
+
+    rows: dict[str, dict[str, Any]]
+    plan: budget.Plan
+
+    @property
+    def note(self) -> str:
+        """To append to the page's timeline message ("" when the budget changed nothing)."""
+        return f",{self.plan.note}" if self.plan.note else ""
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """To merge into the page's timeline data."""
+        return {"budget": self.plan.kind, "sms_today": self.plan.sent_today} if self.plan.note else {}
+
+
+def shown(channels: list[str]) -> str:
+    """Channels as a timeline names them ("sms/voice/robot"): a unit's robots are one "robot"."""
+    return "/".join(dict.fromkeys(channel.partition(":")[0] for channel in channels))
+
+
+def shape(
+    session: Session,
+    *,
+    clock: Clock,
+    now: datetime,
+    unit: Unit,
+    person: Person,
+    who: str,
+    template: str,
+    params: dict[str, Any],
+    voice: bool,
+    dedup_base: str,
+    incident_id: int | None,
+    incident_code: str | None,
+    tier: str | None,
+    step: int | None,
+) -> Shaped:
+    """The rows paging `person` with `template` (and a call when `voice`), dedup keys `<dedup_base>:<channel>`.
+
+    No rows at all means the page stays in the console (over the budget, informational, no robots)."""
+    assert person.id is not None
+    channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
+    needs_ack = template in budget.NEEDS_ACK
+    plan = budget.plan(session, phone=person.phone, now=now, zone=zone_of(unit), needs_ack=needs_ack)
+    sms_params = params
+    if plan.kind == "digest":
+        # An informational page with nothing pending is its own last SMS: a digest of nothing says nothing.
+        codes = budget.pending_codes(session, person_id=person.id, also=incident_code if needs_ack else None)
+        if codes:
+            channels["sms"] = budget.DIGEST
+            sms_params = params | budget.digest_params(codes)
+        else:
+            plan = replace(plan, kind="sms")
+    elif plan.kind == "voice":
+        channels = {"voice": "voice_page"}
+    elif plan.kind == "console":
+        del channels["sms"]
+    rows = {
+        channel: outbox.message(
+            clock=clock,
+            channel=channel,
+            to=person.phone,
+            template=channel_template,
+            # The digest keeps the page's parameters too: its voice fallback says the page.
+            params=sms_params,
+            dedup_key=f"{dedup_base}:{channel}",
+            person_id=person.id,
+            incident_id=incident_id,
+            incident_code=incident_code,
+            tier=tier,
+            step=step,
+        )
+        for channel, channel_template in channels.items()
+    }
+    rows |= robot_service.page_rows(
+        session,
+        clock=clock,
+        unit=unit,
+        person=person,
+        who=who,
+        sms_text=templates.render(template, params),
+        dedup_base=dedup_base,
+        incident_id=incident_id,
+        incident_code=incident_code,
+        tier=tier,
+        step=step,
+    )
+    return Shaped(rows, plan)
