@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app import netguard
+from app.errors import Invalid
 from app.notify import robots as robot_service
 from app.notify.robots import RobotCreate, RobotPublic
 from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep, SettingsDep
-from app.routers.url_guard import check_target
 from app.schemas import Page
 
 router = APIRouter(prefix="/api/v1/units", tags=["robots"])
@@ -20,7 +21,10 @@ def create_robot(
     code: str, data: RobotCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep, settings: SettingsDep
 ) -> RobotPublic:
     def check(url: str) -> None:
-        check_target(url, field="webhook_url", allow_private=settings.webhook_allow_private)
+        try:
+            netguard.check_url(url, allow_private=settings.webhook_allow_private)
+        except netguard.Refused as exc:
+            raise Invalid.field("webhook_url", exc.reason) from exc
 
     return robot_service.create(session, clock=clock, actor=principal, unit_code=code, data=data, check_url=check)
 
