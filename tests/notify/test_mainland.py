@@ -4,6 +4,7 @@ to our callbacks as the providers do (PRODUCT.md §8)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -275,7 +276,12 @@ def test_with_both_mainland_providers_down_pages_wait_and_go_out_once_when_one_i
 ) -> None:
     simulator.http.patch("/config", json={"faults": {"aliyun": "down", "tencent": "down"}}).raise_for_status()
     inc = _incident(service, key)
+    # The service's own tick pages the intake (woken by its commit, on its thread): drain until both are out.
     report = service.dispatcher.drain()
+    deadline = time.monotonic() + 10
+    while report.claimed < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        report.add(service.dispatcher.drain())
     assert report.claimed == 2 and report.retried == 2 and report.sent == 0
     assert simulator.state.messages == []
     # Alibaba Cloud stays down; Tencent comes back: at the next attempt the pages go by Tencent, once each.
