@@ -54,6 +54,9 @@ def staff(
     start = clock.now().date() - timedelta(days=30)
     for code in codes:
         for role in roles:
+            # A writer from its first statement (BEGIN IMMEDIATE, queued on the process's write lock): a
+            # transaction that read first cannot be upgraded to write once a live server's thread wrote between.
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             can_login = login is not None and code in login
             person, _ = people.create(
                 session,
@@ -81,8 +84,6 @@ def staff(
                 ),
             )
             posts.people[(code, role)] = person
-            # One short transaction per post (SQLite WAL): a long one that read first cannot be upgraded to write
-            # once a live server's thread has written in between.
             session.commit()
     return posts
 
