@@ -108,7 +108,7 @@ def service(
         "TWILIO_AUTH_TOKEN": SIM_DEFAULTS.auth_token,
         "TWILIO_FROM_NUMBER": SIM_DEFAULTS.service_number,
         "TWILIO_API_BASE_URL": simulator.url,
-        "TWILIO_TIMEOUT_SECONDS": 1.0,
+        "TWILIO_TIMEOUT_SECONDS": 1.5,  # well under the simulator's timeout_hold in the tests that inject timeouts
         "DUTYLINE_SIMULATOR": "off",
         "DUTYLINE_DISPATCHER": False,
         "DUTYLINE_SMS_DAILY_BUDGET": 1000,  # as in tests/conftest.py

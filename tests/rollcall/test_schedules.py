@@ -20,11 +20,20 @@ from tests.factories import login, signed_in
 DISTRICT = "110106"
 
 
-def _run_until(engine: Engine, clock: ManualClock, end: datetime, step: timedelta = timedelta(minutes=7)) -> None:
+STEP = timedelta(minutes=7)
+
+
+def _run_until(engine: Engine, clock: ManualClock, end: datetime) -> list[datetime]:
+    """Tick every STEP until `end`; the drawn instants that came due, in the order they fired."""
+    fired: list[datetime] = []
     while clock.now() < end:
-        clock.advance(step)
+        clock.advance(STEP)
         with transaction(engine) as session:
+            for schedule in session.exec(select(RollCallSchedule)).all():
+                # One roll-call per schedule per tick: an instant still due at the next tick is not a new one.
+                fired += [t for t in map(datetime.fromisoformat, schedule.planned) if t <= clock.now() and t not in fired]
             schedules.due(session, clock=clock)
+    return fired
 
 
 def test_three_checks_a_night_at_random_instants(
@@ -39,14 +48,15 @@ def test_three_checks_a_night_at_random_instants(
     nights: list[list[datetime]] = []
     for day in range(2):
         night_start = datetime.combine(clock.now().astimezone(SHANGHAI).date(), time(12)) + timedelta(days=1)
-        _run_until(engine, clock, night_start.replace(tzinfo=SHANGHAI))
+        fired = _run_until(engine, clock, night_start.replace(tzinfo=SHANGHAI))
         session.commit()
         started = session.exec(select(RollCall).order_by(col(RollCall.started_at))).all()[3 * day :]
-        nights.append([rc.started_at for rc in started])
-        assert len(started) == 3, [rc.started_at for rc in started]
-        for rc in started:
-            local = rc.started_at.astimezone(SHANGHAI).time()
-            assert local >= time(22) or local < time(6), local
+        nights.append(fired)
+        assert len(started) == 3 and len(fired) == 3, (fired, [rc.started_at for rc in started])
+        for instant, rc in zip(fired, started, strict=True):
+            local = instant.astimezone(SHANGHAI).time()
+            assert local >= time(22) or local < time(6), local  # drawn inside the window
+            assert timedelta(0) <= rc.started_at - instant <= 2 * STEP  # and started within a tick or two of it
             assert rc.schedule_id is not None and rc.note == "不定时抽查" and rc.started_by.startswith("system:")
     assert nights[0] != nights[1]
     audits = session.exec(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "rollcall.start"))
