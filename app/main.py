@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -67,6 +68,8 @@ from app.web import pages as console_pages
 from app.web import rollcall as console_rollcall
 
 log = logging.getLogger("dutyline")
+
+DOCS_ASSETS = "/static-offline-docs"  # Swagger UI and ReDoc files, shipped in the fastapi-offline package
 
 DESCRIPTION = """
 Emergency duty rosters and three-tier incident escalation (city → district → street/township).
@@ -214,8 +217,15 @@ def create_app(
             if own_engine:
                 app.state.engine.dispose()
 
-    app = FastAPI(
-        title="dutyline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, responses=ERROR_RESPONSES
+    # FastAPIOffline: the same FastAPI, with /docs and /redoc loading their scripts and styles from the service
+    # (`/static-offline-docs/`), never from a CDN: duty offices run on intranets without internet (PRODUCT.md §7).
+    app = FastAPIOffline(
+        title="dutyline",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
