@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, select
 
-from app import audit
+from app import audit, labels
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.org.models import Person, Unit
@@ -39,7 +39,7 @@ OVERRIDE_UNITS = ["110000", "110106", "110106001", "110105", "110108"]
 
 
 def _name(n: int, unit: Unit, role: str) -> str:
-    label = "值班员" if role == "duty_officer" else "带班领导"
+    label = labels.label("duty_roles", role)
     return f"{SURNAMES[n % len(SURNAMES)]}{GIVEN[(n * 7) % len(GIVEN)]}({unit.name}{label})"
 
 

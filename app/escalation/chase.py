@@ -71,6 +71,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from app import labels
 from app.clock import Clock
 from app.db import insert_many_ignoring_conflicts, insert_unless_conflict
 from app.escalation import wake
@@ -89,7 +90,7 @@ SUBJECT = "chase"  # outbox subject of a chase's pages: "chase:<id>"
 DUTY_OFFICER = "duty_officer"
 LEADER = "leader"
 ADMIN_ROLES = (Role.admin.value, Role.unit_admin.value)
-ROLE_LABEL = {DUTY_OFFICER: "值班员", LEADER: "带班领导"}
+ROLE_LABEL = labels.DUTY_ROLES
 Posts = dict[tuple[int, str], Person | None]
 Rung = tuple[Unit, str]
 

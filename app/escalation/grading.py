@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from app import labels
+
 
 class Severity(StrEnum):
     """I is the gravest (特别重大), IV the least (一般)."""
@@ -24,12 +26,11 @@ class Severity(StrEnum):
 
     @property
     def label(self) -> str:
-        return _LABEL[self]
+        return labels.SEVERITIES[self.value]
 
 
 _RANK = {Severity.I: 1, Severity.II: 2, Severity.III: 3, Severity.IV: 4}
 _COLOR = {Severity.I: "red", Severity.II: "orange", Severity.III: "yellow", Severity.IV: "blue"}
-_LABEL = {Severity.I: "特别重大", Severity.II: "重大", Severity.III: "较大", Severity.IV: "一般"}
 
 # Lower bounds of each band, most severe first: (level, deaths, serious injuries, direct loss in CNY).
 # Bands are half-open and any one criterion decides, so the first band any figure reaches wins.

@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import re
 
-DEFAULTS: dict[str, str] = {
-    "hospital": "医院",
-    "elderly_care": "养老机构",
-    "high_rise": "高层建筑",
-    "underground": "地下空间",
-    "construction_site": "建筑工地",
-    "gas": "燃气",
-    "ebike": "电动自行车",
-    "crowded_venue": "人员密集场所",
-    "factory": "工矿企业",
-    "other": "其他",
-}
+from app import labels
+
+DEFAULTS: dict[str, str] = dict(labels.VENUE_CATEGORIES)
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _current: dict[str, str] = dict(DEFAULTS)
 

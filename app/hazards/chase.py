@@ -20,11 +20,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from app import labels
 from app.clock import Clock
 from app.escalation import chase as chase_service
 from app.escalation.models import Chase, ChaseStatus
 from app.hazards import service as hazard_service
-from app.hazards.models import Hazard, Level, Status
+from app.hazards.models import Hazard, Status
 from app.notify import outbox
 from app.org.models import Unit
 from app.roster.resolve import zone_of
@@ -171,7 +172,7 @@ def _params(hazard: Hazard, unit: Unit, days: int | None = None) -> dict[str, An
     params: dict[str, Any] = {
         "code": hazard.code,
         "venue": hazard.venue,
-        "level": "重大" if hazard.level == Level.major else "一般",
+        "level": labels.label("hazard_levels", hazard.level),
         "deadline": hazard.deadline.strftime("%m-%d"),
         "unit_name": unit.name,
     }

@@ -3,25 +3,12 @@ each naming the action and the state or the role."""
 
 from __future__ import annotations
 
+from app import labels
 from app.errors import Conflict, Forbidden
 
-ACTION_NAMES = {
-    "plan": "整改方案",
-    "submit": "提交整改",
-    "verify": "验收",
-    "extension": "延期",
-    "listing": "挂牌督办",
-    "photo": "上传照片",
-}
-ROLE_NAMES = {
-    "admin": "管理员",
-    "unit_admin": "单位管理员",
-    "duty_officer": "值班员",
-    "leader": "带班领导",
-    "viewer": "查看",
-    "inspector": "排查员",
-}
-STATUS_NAMES = {"open": "待整改", "rectifying": "整改中", "submitted": "待验收", "closed": "已销号"}
+ACTION_NAMES = labels.HAZARD_ACTIONS
+ROLE_NAMES = labels.ROLES
+STATUS_NAMES = labels.HAZARD_STATUSES
 
 
 class StateRefused(Conflict):

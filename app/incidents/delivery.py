@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from app import labels
 from app.clock import Clock
 from app.escalation import wake
 from app.incidents import timeline
@@ -20,11 +21,10 @@ from app.notify.delivery import DeliveryEvent
 from app.notify.models import Channel, ErrorClass, OutboxMessage
 
 ACTOR = "system:delivery"
-PROVIDER_NAMES = {"aliyun": "阿里云", "tencent": "腾讯云", "twilio": "Twilio"}
 
 
 def _name(provider: str | None) -> str:
-    return PROVIDER_NAMES.get(provider or "", provider or "?")
+    return labels.PROVIDERS.get(provider or "", provider or "?")
 
 
 def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent]) -> None:

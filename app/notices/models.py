@@ -18,9 +18,6 @@ class Kind(StrEnum):
     instruction = "instruction"
 
 
-KIND_LABELS = {Kind.notice: "通知", Kind.warning: "预警", Kind.instruction: "指令"}
-
-
 class NoticeStatus(StrEnum):
     active = "active"
     cancelled = "cancelled"

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, func, or_, select
 
-from app import audit
+from app import audit, labels
 from app.auth import service as auth_service
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden, Invalid, NotFound
 from app.notices import chase as notice_chase
 from app.notices import targets
-from app.notices.models import KIND_LABELS, Kind, Notice, NoticeReceipt, NoticeStatus, ReceiptState
+from app.notices.models import Kind, Notice, NoticeReceipt, NoticeStatus, ReceiptState
 from app.notices.schemas import Addressing, NoticeCreate
 from app.org import units as unit_service
 from app.org.models import Person, Role, Unit
@@ -28,15 +28,14 @@ from app.roster import service as roster_service
 from app.roster.models import DUTY_ROLES
 
 CODE_PREFIX = "N"
-COLOR_LABELS = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 _CODE_TRIES = 8
 
 
 def label(notice: Notice) -> str:
     """How an SMS names the notice: 通知 / 指令, or a warning by its colour (红色预警)."""
-    if notice.kind == Kind.warning and notice.color in COLOR_LABELS:
-        return f"{COLOR_LABELS[notice.color]}预警"
-    return KIND_LABELS.get(Kind(notice.kind), notice.kind)
+    if notice.kind == Kind.warning and notice.color in labels.SEVERITY_COLORS:
+        return f"{labels.SEVERITY_COLORS[notice.color]}预警"
+    return labels.label("notice_kinds", notice.kind)
 
 
 def _free_code(session: Session) -> str:

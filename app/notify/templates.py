@@ -10,27 +10,11 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from app import labels
 from app.errors import Invalid
 
 SEGMENT = 70  # characters in one UCS-2 SMS segment
 
-CATEGORY_NAMES = {
-    "fire": "火灾",
-    "gas": "燃气",
-    "hazmat": "危化品",
-    "construction": "建筑施工",
-    "ebike": "电动自行车",
-    "hospital": "医院",
-    "elderly_care": "养老机构",
-    "traffic": "交通",
-    "flood": "洪涝",
-    "geologic": "地质灾害",
-    "public_health": "公共卫生",
-    "public_security": "社会安全",
-    "other": "其他",
-}
-ROLE_NAMES = {"duty_officer": "值班员", "leader": "带班领导"}
-REPORT_NAMES = {"first": "首报", "follow_up": "续报", "final": "终报"}
 
 TEMPLATES: dict[str, str] = {
     "incident_page": "【{level}级{category}】{unit}:{title}。编号{code},回复1签收",
@@ -100,11 +84,11 @@ def names(template: str) -> list[str]:
 def _prepare(params: dict[str, Any]) -> dict[str, str]:
     values = {k: "" if v is None else str(v) for k, v in params.items()}
     if "category" in values:
-        values["category"] = CATEGORY_NAMES.get(values["category"], values["category"])
+        values["category"] = labels.label("categories", values["category"])
     if "role" in values:
-        values["role"] = ROLE_NAMES.get(values["role"], values["role"])
+        values["role"] = labels.label("duty_roles", values["role"])
     if "report" in values:
-        values["report"] = REPORT_NAMES.get(values["report"], values["report"])
+        values["report"] = labels.label("report_kinds", values["report"])
     if "code" in values and "code_spoken" not in values:
         # Letters one by one, so a text-to-speech voice does not read "F3K7" as a word.
         values["code_spoken"] = " ".join(values["code"])

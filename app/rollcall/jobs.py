@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from app import labels
 from app.clock import Clock
 from app.escalation import chase
 from app.org import units as unit_service
@@ -12,7 +13,6 @@ from app.org.models import Unit
 from app.rollcall import chase as rollcall_chase
 from app.rollcall import schedules, service, views
 from app.rollcall.models import EntryState, RollCall
-from app.roster.models import ROLE_LABELS
 
 DETAIL_CHARACTERS = 60  # the names of the posts not answered, kept within two SMS segments
 
@@ -44,7 +44,7 @@ def tell_callers(session: Session, *, clock: Clock, limit: int = 100) -> int:
             state = EntryState.missed.value if e.state == EntryState.pending else e.state
             counts[state] = counts.get(state, 0) + 1
             if state in (EntryState.missed, EntryState.vacant):
-                missed.append(f"{units[e.unit_id].name}{ROLE_LABELS.get(e.role, e.role)}")
+                missed.append(f"{units[e.unit_id].name}{labels.DUTY_ROLES.get(e.role, e.role)}")
         s = views.summary(counts)
         caller: Unit = units[rc.unit_id]
         params = {

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, func, select
 
-from app import audit
+from app import audit, labels
 from app.auth import service as auth_service
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
@@ -26,7 +26,6 @@ from app.rollcall import chase as rollcall_chase
 from app.rollcall.models import EntryState, RollCall, RollCallEntry
 from app.rollcall.schemas import RollCallCreate
 from app.roster import service as roster_service
-from app.roster.models import ROLE_LABELS
 
 CODE_PREFIX = "R"
 _CODE_TRIES = 8
@@ -264,4 +263,4 @@ def answer(
 
 
 def role_label(role: str) -> str:
-    return ROLE_LABELS.get(role, role)
+    return labels.DUTY_ROLES.get(role, role)

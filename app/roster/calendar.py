@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from sqlmodel import Session, col, select
 
-from app import audit
+from app import audit, labels
 from app.auth import tokens
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import NotFound
 from app.org.models import Person, Unit
 from app.roster import service as roster_service
-from app.roster.models import ROLE_LABELS, CalendarFeed, Override, Rotation, Shift
+from app.roster.models import CalendarFeed, Override, Rotation, Shift
 from app.roster.schemas import CalendarLink
 from app.roster.timeline import person_segments
 
@@ -129,7 +129,7 @@ def feed(session: Session, *, clock: Clock, person_id: int, token: str) -> bytes
                     continue
                 event = Event()
                 event.add("uid", f"{unit.code}-{role}-{int(s.start.timestamp())}-{person_id}@dutyline")
-                event.add("summary", f"{ROLE_LABELS.get(role, role)} · {unit.name}")
+                event.add("summary", f"{labels.DUTY_ROLES.get(role, role)} · {unit.name}")
                 event.add("dtstart", s.start)
                 event.add("dtend", s.end)
                 event.add("dtstamp", now)

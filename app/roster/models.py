@@ -17,7 +17,6 @@ class DutyRole(StrEnum):
 
 
 DUTY_ROLES: tuple[str, ...] = (DutyRole.duty_officer, DutyRole.leader)
-ROLE_LABELS: dict[str, str] = {DutyRole.duty_officer: "值班员", DutyRole.leader: "带班领导"}
 
 # Overrides and explicit shifts are at most this long, so "covering T" is a bounded range scan on starts_at.
 MAX_COVER = timedelta(days=31)

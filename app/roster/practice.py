@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app import audit
+from app import audit, labels
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, Invalid
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.roster import service as roster_service
-from app.roster.models import DUTY_ROLES, ROLE_LABELS, CheckIn, HandoverNote
+from app.roster.models import DUTY_ROLES, CheckIn, HandoverNote
 from app.roster.schemas import (
     CheckInPublic,
     CheckInRequest,
@@ -78,7 +78,7 @@ def _not_on_duty(session: Session, *, person: Person, units: list[Unit], roles: 
         assert unit.id is not None
         for role in roles:
             p = found.get((unit.id, role))
-            who.append(f"{unit.name} {ROLE_LABELS.get(role, role)}: {p.name if p else 'nobody'}")
+            who.append(f"{unit.name} {labels.DUTY_ROLES.get(role, role)}: {p.name if p else 'nobody'}")
     return f"{person.name} is not on duty now ({at.isoformat()}); on duty: " + "; ".join(who)
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from app import labels
 from app.errors import DomainError, NotFound
 from app.escalation.grading import Severity
 from app.incidents import lifecycle, views
@@ -31,49 +32,12 @@ from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, rende
 
 router = APIRouter(include_in_schema=False)
 
-CATEGORY_LABELS = {
-    "fire": "火灾",
-    "gas": "燃气",
-    "hazmat": "危化品",
-    "construction": "建筑施工",
-    "ebike": "电动自行车",
-    "hospital": "医院",
-    "elderly_care": "养老机构",
-    "traffic": "交通",
-    "flood": "洪涝",
-    "geologic": "地质灾害",
-    "public_health": "公共卫生",
-    "public_security": "社会安全",
-    "other": "其他",
-}
-STATUS_LABELS = {
-    "reported": "已接报",
-    "acknowledged": "已签收",
-    "responding": "处置中",
-    "resolved": "已处置",
-    "closed": "已关闭",
-}
-REPORT_KINDS = {"first": "首报", "follow_up": "续报", "final": "终报"}
-TIMELINE_KINDS = {
-    "reported": "接报",
-    "updated": "更新",
-    "page": "通知",
-    "vacant": "空岗",
-    "ack": "签收",
-    "report": "报告",
-    "late": "迟报",
-    "regraded": "定级",
-    "escalated": "升级",
-    "escalation_stopped": "停止升级",
-    "resolved": "处置完毕",
-    "closed": "关闭",
-}
 LABELS = {
-    "categories": CATEGORY_LABELS,
-    "statuses": STATUS_LABELS,
-    "report_kinds": REPORT_KINDS,
-    "timeline_kinds": TIMELINE_KINDS,
-    "severities": {s.value: s.label for s in Severity},
+    "categories": labels.CATEGORIES,
+    "statuses": labels.INCIDENT_STATUSES,
+    "report_kinds": labels.REPORT_KINDS,
+    "timeline_kinds": labels.TIMELINE_KINDS,
+    "severities": labels.SEVERITIES,
 }
 MESSAGES = {
     "acknowledged": "已签收。",

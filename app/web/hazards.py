@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from app import labels
 from app.errors import DomainError, Invalid
 from app.hazards import categories, lifecycle, lists, photos, stats, views
 from app.hazards import service as hazard_service
@@ -32,50 +33,11 @@ from app.web.pages import CsrfDep, Viewer, ViewerDep, redirect, render
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-LEVEL_NAMES = {"general": "一般", "major": "重大"}
-SOURCE_NAMES = {"self_check": "单位自查", "inspection": "检查发现", "public_report": "群众举报", "hotline": "热线转办"}
-TIER_NAMES = {"district": "区级", "city": "市级"}
-KIND_NAMES = {
-    "reported": "登记",
-    "plan": "整改方案",
-    "submitted": "提交整改",
-    "verify_failed": "验收未通过",
-    "closed": "销号",
-    "extension": "延期",
-    "listed": "挂牌督办",
-    "photo": "照片",
-    "reminder": "到期提醒",
-    "overdue": "逾期",
-    "escalated": "逾期上报",
-    "vacant": "空岗",
-    "exhausted": "催办到顶",
-}
-FIELD_NAMES = {
-    "unit_code": "所属单位",
-    "venue": "场所名称",
-    "venue_category": "场所类别",
-    "address": "地址",
-    "description": "隐患描述",
-    "level": "隐患等级",
-    "basis": "判定依据",
-    "found_at": "发现时间",
-    "source": "来源",
-    "responsible_org": "责任单位",
-    "responsible_person": "责任人",
-    "responsible_phone": "责任人手机",
-    "deadline": "整改期限",
-    "measures": "整改措施",
-    "file": "文件",
-    "phase": "照片类型",
-    "person": "整改责任人",
-    "funds_cny": "资金",
-    "note": "说明",
-    "until": "延期至",
-    "reason": "理由",
-    "tier": "督办层级",
-    "passed": "验收结论",
-    "header": "表头",
-}
+LEVEL_NAMES = labels.HAZARD_LEVELS
+SOURCE_NAMES = labels.HAZARD_SOURCES
+TIER_NAMES = {t: labels.TIER_LEVELS[t] for t in ("district", "city")}
+KIND_NAMES = labels.HAZARD_TIMELINE_KINDS
+FIELD_NAMES = labels.HAZARD_FIELDS
 # Our own messages (and Pydantic's) in Chinese; the first pattern that matches wins.
 MESSAGE_ZH: list[tuple[str, str]] = [
     (r"is before found_at", "整改期限不能早于发现时间"),

@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlmodel import select
 
+from app import labels
 from app.errors import DomainError
 from app.notices import service as notice_service
 from app.notices import views
-from app.notices.models import KIND_LABELS, NoticeReceipt, ReceiptState
+from app.notices.models import NoticeReceipt
 from app.notices.schemas import Addressing, NoticeCreate, NoticeDetail
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
@@ -27,19 +28,14 @@ from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, rende
 
 router = APIRouter(include_in_schema=False)
 
-STATE_LABELS = {ReceiptState.pending: "待签收", ReceiptState.signed: "已签收", ReceiptState.overdue: "逾期未签收"}
-COLOR_LABELS = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
-TIER_LABELS = {"city": "市", "district": "区", "street": "街道/乡镇"}
-SCOPE_LABELS = {"": "不按范围", "children": "直属下级", "subtree": "全部下级"}
-CHANNEL_LABELS = {"sms": "短信", "voice": "电话按键", "api": "接口", "console": "值班台", "feedback": "反馈"}
 LABELS = {
-    "kinds": {str(k): v for k, v in KIND_LABELS.items()},
-    "states": STATE_LABELS,
-    "colors": COLOR_LABELS,
-    "tiers": TIER_LABELS,
-    "scopes": SCOPE_LABELS,
-    "channels": CHANNEL_LABELS,
-    "statuses": {"active": "有效", "cancelled": "已解除"},
+    "kinds": labels.NOTICE_KINDS,
+    "states": labels.RECEIPT_STATES,
+    "colors": labels.SEVERITY_COLORS,
+    "tiers": labels.TIERS,
+    "scopes": labels.SCOPES,
+    "channels": labels.CHANNELS,
+    "statuses": labels.NOTICE_STATUSES,
 }
 MESSAGES = {
     "issued": "已下发,正在通知各接收单位值班员。",

@@ -14,17 +14,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from app import labels
 from app.auth import service as auth_service
 from app.auth.principal import Principal
 from app.errors import DomainError, Unauthenticated
 from app.org.models import Person, Unit
-from app.roster.models import ROLE_LABELS
 from app.roster.resolve import default_zone
 from app.routers.deps import ClockDep, SessionDep
 from app.web import session as web_session
 
 WEB_DIR = Path(__file__).parent
-TIER_LABELS = {"city": "市", "district": "区", "street": "街道/乡镇"}
 # Pages carry no inline script or style, so the policy can forbid both.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
@@ -44,8 +43,11 @@ def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 templates.env.filters["local"] = local
-templates.env.filters["role_label"] = lambda r: ROLE_LABELS.get(r, r)
-templates.env.filters["tier_label"] = lambda t: TIER_LABELS.get(t, t)
+# One set of labels (app.labels): `{{ m.status|label('delivery_statuses') }}`, `{{ level(inc.severity) }}`.
+templates.env.filters["label"] = lambda code, group: labels.label(group, code)
+templates.env.filters["role_label"] = lambda r: labels.label("roles", r)
+templates.env.filters["tier_label"] = lambda t: labels.label("tiers", t)
+templates.env.globals["level"] = labels.level
 templates.env.globals["zone_name"] = lambda: default_zone().key
 
 

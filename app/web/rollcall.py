@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from app import labels
 from app.errors import DomainError
 from app.rollcall import service as rollcall_service
 from app.rollcall import views
@@ -22,16 +23,8 @@ from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, rende
 
 router = APIRouter(include_in_schema=False)
 
-STATE_LABELS = {
-    EntryState.pending: "待应答",
-    EntryState.answered: "已应答",
-    EntryState.missed: "未应答",
-    EntryState.vacant: "空岗",
-}
-SCOPE_LABELS = {"children": "直属下级", "subtree": "全部下级"}
-CHANNEL_LABELS = {"sms": "短信", "voice": "电话按键", "api": "接口", "console": "值班台"}
 MESSAGES = {"started": "已发起查岗,正在逐岗位通知。", "answered": "已确认在岗。"}
-LABELS = {"states": STATE_LABELS, "scopes": SCOPE_LABELS, "channels": CHANNEL_LABELS}
+LABELS = {"states": labels.ROLLCALL_STATES, "scopes": labels.SCOPES, "channels": labels.CHANNELS}
 
 
 def _form_defaults() -> dict[str, Any]:

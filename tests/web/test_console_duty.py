@@ -50,7 +50,7 @@ def test_a_roll_call_from_the_console_and_its_results(client: TestClient, sessio
     assert done.status_code == 200 and "已确认在岗" in done.text
     live = client.get(f"/console/rollcalls/{rc_id}/live").text
     row = re.search(rf'<tr data-unit="{streets[0]}" data-role="duty_officer" data-state="(\w+)"', live)
-    assert row and row.group(1) == "answered" and "值班台" in live
+    assert row and row.group(1) == "answered" and "控制台" in live
     assert 'id="my-answer"' not in client.get(f"/console/rollcalls/{rc_id}").text
 
 
