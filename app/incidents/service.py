@@ -4,6 +4,7 @@ Acknowledgement, escalation by hand, manual grading, resolve and close are in ap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -295,6 +296,14 @@ def get(session: Session, *, actor: Principal, incident_id: int) -> Incident:
     if inc is None or not can_read(session, actor, inc):
         raise NotFound(f"no incident with id {incident_id}")
     return inc
+
+
+def ids_by_code(session: Session, *, actor: Principal, codes: Sequence[str]) -> dict[str, int]:
+    """Code -> id for the incidents among `codes` the actor may read (others are left out, not refused)."""
+    if not codes:
+        return {}
+    rows = session.exec(select(Incident).where(col(Incident.code).in_(set(codes)))).all()
+    return {inc.code: inc.id for inc in rows if inc.id is not None and can_read(session, actor, inc)}
 
 
 def can_read(session: Session, actor: Principal, inc: Incident) -> bool:

@@ -156,6 +156,24 @@ def listing(session: Session, *, tier: Tier | None, parent: Unit | None) -> list
     return list(session.exec(query.order_by(col(Unit.path))).all())
 
 
+def grouped_subtree(session: Session, root: Unit, *, above: bool = False) -> list[tuple[Unit, list[Unit]]]:
+    """The root's subtree (and, with `above`, its ancestors first) for a unit picker, in tree order: grouped by the
+    root's children when those have units of their own (a city: one group per district), else in one group."""
+    units = list(session.exec(select(Unit).where(in_subtree(root.path)).order_by(col(Unit.path))).all())
+    head = [u for u in chain(session, root) if u.code != root.code] if above else []
+    depth = root.path.count("/")
+    below = [u for u in units if u.code != root.code]
+    if not any(u.path.count("/") > depth + 1 for u in below):
+        return [(root, [*head, root, *below])]
+    groups: list[tuple[Unit, list[Unit]]] = [(root, [*head, root])]
+    for u in below:
+        if u.path.count("/") == depth + 1:
+            groups.append((u, [u]))
+        else:
+            groups[-1][1].append(u)
+    return groups
+
+
 def children_count(session: Session, unit: Unit) -> int:
     return session.exec(select(func.count()).select_from(Unit).where(Unit.parent_id == unit.id)).one()
 

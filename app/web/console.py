@@ -6,9 +6,10 @@ service call; refusals are shown next to the fields instead of as JSON.
 
 from __future__ import annotations
 
-from calendar import monthrange
-from datetime import date, datetime, time, timedelta
+import re
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,19 +17,21 @@ from pydantic import ValidationError
 
 from app.auth import service as auth_service
 from app.db import transaction
-from app.errors import DomainError, Invalid, TooManyRequests
+from app.errors import DomainError, Invalid, NotFound, TooManyRequests
+from app.incidents import service as incident_service
 from app.org import units as unit_service
-from app.org.models import Unit
 from app.roster import imports, practice
 from app.roster import service as roster_service
 from app.roster import views as roster_views
 from app.roster.models import DUTY_ROLES
-from app.roster.resolve import default_zone
+from app.roster.resolve import default_zone, zone_of
 from app.roster.schemas import CheckInRequest, HandoverRequest, OverrideCreate
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
 from app.web import session as web_session
-from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
+from app.web.console_incidents import LABELS as INCIDENT_LABELS
+from app.web.console_incidents import open_incidents
+from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,6 +41,7 @@ MESSAGES = {
     "handed_over": "交接班记录已保存。",
     "override_added": "替班已保存。",
     "override_cancelled": "替班已撤销。",
+    "acknowledged": "已签收。",
     "signed_out": "已退出。",
 }
 
@@ -147,39 +151,39 @@ def logout(_: CsrfDep) -> Response:
 # --- the board ---------------------------------------------------------------------------------------------------
 
 
+# Open incidents the handover form offers to carry to the next shift (ticked by default).
+HANDOVER_INCIDENTS = 30
+# How an incident carried in a handover is written among the open items: "事件 K7QZ 医院住院部起火".
+CARRIED_PREFIX = "事件 "
+_CARRIED = re.compile(r"^事件 ([A-Z0-9]{4,8}) ")
+
+
+def carried_code(item: str) -> str | None:
+    """The incident code an open item carries, if it was written from the handover form's incident list."""
+    match = _CARRIED.match(item)
+    return match.group(1) if match else None
+
+
 def _board_context(session: SessionDep, clock: ClockDep, viewer: Viewer, unit_code: str | None) -> dict[str, Any]:
-    actor = viewer.principal
     at = clock.now()
-    focus = unit_service.get(session, unit_code or viewer.unit.code, field="unit")
-    chain = roster_views.oncall_chain(session, actor=actor, unit_code=focus.code, at=at)
-    child_codes = {u.code for u in unit_service.listing(session, tier=None, parent=focus) if u.parent_id == focus.id}
-    below = (
-        [e for e in roster_views.board(session, actor=actor, at=at) if e.unit_code in child_codes]
-        if child_codes
-        else []
+    duty = roster_views.duty_board(
+        session, actor=viewer.principal, person=viewer.person, unit_code=unit_code or viewer.unit.code, at=at
     )
-    checked = practice.current_check_ins(session, actor=actor, unit_codes=[e.unit_code for e in chain + below], at=at)
-    gaps = []
-    if actor.covers(focus):
-        gaps = roster_views.gap_report(
-            session, actor=actor, unit_code=focus.code, start=at, end=at + timedelta(hours=24)
-        )
-    mine = [
-        (e, role)
-        for e in chain
-        for role in DUTY_ROLES
-        if (p := getattr(e, role)) is not None and p.id == viewer.person.id
-    ]
+    items = open_incidents(session, clock, viewer)
+    codes = [c for h in duty.handovers for item in h.open_items if (c := carried_code(item)) is not None]
     return {
+        "duty": duty,
         "at": at,
-        "focus": focus,
-        "chain": chain,
-        "below": below,
-        "checked": checked,
-        "gaps": gaps[:50],
-        "gap_total": len(gaps),
-        "mine": mine,
-        "may_check_in": actor.can("shifts:write"),
+        "focus": duty.focus,
+        "waiting": [item for item in items if item["ack_tier"] is not None],
+        "open_items": items[:HANDOVER_INCIDENTS],
+        "carried": incident_service.ids_by_code(session, actor=viewer.principal, codes=codes),
+        "carried_code": carried_code,
+        "may_check_in": viewer.principal.can("shifts:write"),
+        "choices": unit_choices(session, viewer, include_above=True),
+        "labels": INCIDENT_LABELS,
+        "now": at,
+        "messages": MESSAGES,
     }
 
 
@@ -188,7 +192,16 @@ def board_page(
     request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep, unit: UnitParam = None
 ) -> HTMLResponse:
     ctx = _board_context(session, clock, viewer, unit)
-    return render(request, "board.html", {**ctx, "messages": MESSAGES}, viewer=viewer)
+    return render(request, "board.html", ctx, viewer=viewer)
+
+
+@router.get("/console/board/live")
+def board_fragment(
+    request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep, unit: UnitParam = None
+) -> HTMLResponse:
+    """The board's changing part, re-fetched by console.js every few seconds (the handover form stays put)."""
+    ctx = _board_context(session, clock, viewer, unit)
+    return render(request, "_board_live.html", ctx, viewer=viewer)
 
 
 def _board_refusal(
@@ -205,7 +218,7 @@ def _board_refusal(
     return render(
         request,
         "board.html",
-        {**ctx, "messages": MESSAGES, "form_error": {"form": form, "summary": summary, "fields": fields}},
+        {**ctx, "form_error": {"form": form, "summary": summary, "fields": fields}},
         viewer=viewer,
         status_code=status_of(exc),
     )
@@ -229,6 +242,17 @@ def check_in(
     return redirect("/console/board", msg="checked_in")
 
 
+def _carried_items(session: SessionDep, viewer: Viewer, ids: list[str]) -> list[str]:
+    """The ticked open incidents as open items ("事件 K7QZ 标题"); each must be one the viewer may read."""
+    items = []
+    for raw in ids:
+        if not raw.isdigit() or not 0 < int(raw) < 2**31:
+            raise Invalid.field("incidents", f"not an incident id: {raw!r}")
+        inc = incident_service.get(session, actor=viewer.principal, incident_id=int(raw))
+        items.append(f"{CARRIED_PREFIX}{inc.code} {inc.title}"[:500])
+    return items
+
+
 @router.post("/console/handover")
 def handover(
     _: CsrfDep,
@@ -239,16 +263,21 @@ def handover(
     notes: Annotated[str, Form(max_length=10_000)] = "",
     open_items: Annotated[str, Form(max_length=50_000)] = "",
     incoming: Annotated[str, Form(max_length=64)] = "",
+    incidents: Annotated[list[str] | None, Form(max_length=HANDOVER_INCIDENTS)] = None,
 ) -> Response:
     try:
+        carried = _carried_items(session, viewer, incidents or [])
         data = HandoverRequest.model_validate(
             {
                 "notes": notes,
-                "open_items": [line.strip() for line in open_items.splitlines() if line.strip()],
+                "open_items": carried + [line.strip() for line in open_items.splitlines() if line.strip()],
                 "incoming": incoming.strip() or None,
             }
         )
         practice.handover(session, clock=clock, actor=viewer.principal, data=data)
+    except NotFound as exc:
+        refusal = Invalid.field("incidents", exc.message)
+        return _board_refusal(request, session, clock, viewer, refusal, "handover")
     except (DomainError, ValidationError) as exc:
         return _board_refusal(request, session, clock, viewer, exc, "handover")
     return redirect("/console/board", msg="handed_over")
@@ -257,68 +286,19 @@ def handover(
 # --- rosters -----------------------------------------------------------------------------------------------------
 
 
-def _month_bounds(month: str | None, now: datetime) -> tuple[date, datetime, datetime]:
-    zone = default_zone()
-    if month:
-        try:
-            first = date.fromisoformat(month + "-01")
-        except ValueError as exc:
-            raise Invalid.field("month", "use YYYY-MM") from exc
-    else:
-        today = now.astimezone(zone).date()
-        first = today.replace(day=1)
-    days = monthrange(first.year, first.month)[1]
-    start = wall_to_utc(datetime.combine(first, time()), zone)
-    end = wall_to_utc(datetime.combine(first + timedelta(days=days), time()), zone)
-    return first, start, end
-
-
 def _rosters_context(
     session: SessionDep, clock: ClockDep, viewer: Viewer, unit_code: str | None, month: str | None
 ) -> dict[str, Any]:
     actor = viewer.principal
-    first, start, end = _month_bounds(month, clock.now())
-    unit, by_role, people = roster_views.unit_timelines(
-        session, actor=actor, unit_code=unit_code or viewer.unit.code, start=start, end=end
+    grid = roster_views.month_grid(
+        session, actor=actor, unit_code=unit_code or viewer.unit.code, month=month, now=clock.now()
     )
-    zone = default_zone()
-    days = []
-    day = first
-    while True:
-        day_start = wall_to_utc(datetime.combine(day, time()), zone)
-        if day_start >= end:
-            break
-        day_end = min(end, wall_to_utc(datetime.combine(day + timedelta(days=1), time()), zone))
-        cells = {}
-        for role in DUTY_ROLES:
-            cells[role] = [
-                {
-                    "start": max(s.start, day_start),
-                    "end": min(s.end, day_end),
-                    "person": people.get(s.person_id) if s.person_id is not None else None,
-                    "source": s.source,
-                }
-                for s in by_role[role]
-                if s.start < day_end and s.end > day_start
-            ]
-        days.append({"date": day, "cells": cells, "gap": any(c["person"] is None for v in cells.values() for c in v)})
-        day += timedelta(days=1)
-    overrides = roster_views.overrides_between(session, actor=actor, unit_code=unit.code, start=start, end=end)
-    scope_root = session.get(Unit, actor.unit_id) if actor.unit_id is not None else None
-    choices = [viewer.unit, *unit_service.listing(session, tier=None, parent=scope_root)][:400]
-    prev_month = (first - timedelta(days=1)).strftime("%Y-%m")
-    next_month = (first + timedelta(days=32)).strftime("%Y-%m")
     return {
-        "unit": unit,
-        "month": first.strftime("%Y-%m"),
-        "prev_month": prev_month,
-        "next_month": next_month,
-        "days": days,
+        "grid": grid,
+        "unit": grid.unit,
         "roles": DUTY_ROLES,
-        "overrides": overrides,
-        "choices": choices,
-        "may_write": actor.can("rosters:write") and actor.covers(unit),
-        "gap_days": sum(1 for d in days if d["gap"]),
+        "choices": unit_choices(session, viewer, include_above=True),
+        "may_write": actor.can("rosters:write") and actor.covers(grid.unit),
     }
 
 
@@ -367,15 +347,21 @@ def _rosters_refusal(
     )
 
 
-def _local_input(value: str) -> datetime | str:
-    """A datetime-local value ("2026-04-18T12:00") read in the configured zone; anything else is left to Pydantic."""
+def _local_input(value: str, zone: ZoneInfo) -> datetime | str:
+    """A datetime-local value ("2026-04-18T12:00") read in the unit's zone; anything else is left to Pydantic."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return value
     if parsed.tzinfo is None:
-        return wall_to_utc(parsed, default_zone())
+        return wall_to_utc(parsed, zone)
     return parsed
+
+
+def _zone_for(session: SessionDep, unit_code: str) -> ZoneInfo:
+    # An unknown or malformed code is refused by the service with its field named; until then, the default zone.
+    found = unit_service.by_codes(session, [unit_code]) if unit_code.isdigit() else []
+    return zone_of(found[0]) if found else default_zone()
 
 
 @router.post("/console/overrides")
@@ -394,13 +380,14 @@ def add_override(
 ) -> Response:
     values = {"role": role, "person": person, "starts_at": starts_at, "ends_at": ends_at, "reason": reason}
     try:
+        zone = _zone_for(session, unit_code)
         data = OverrideCreate.model_validate(
             {
                 "unit_code": unit_code,
                 "role": role,
                 "person": person.strip(),
-                "starts_at": _local_input(starts_at),
-                "ends_at": _local_input(ends_at),
+                "starts_at": _local_input(starts_at, zone),
+                "ends_at": _local_input(ends_at, zone),
                 "reason": reason,
             }
         )
@@ -409,7 +396,7 @@ def add_override(
         return _rosters_refusal(
             request, session, clock, viewer, exc, form="override", unit_code=unit_code, values=values
         )
-    month = data.starts_at.astimezone(default_zone()).strftime("%Y-%m")
+    month = data.starts_at.astimezone(zone).strftime("%Y-%m")
     return redirect(f"/console/rosters?unit={data.unit_code}&month={month}", msg="override_added")
 
 

@@ -28,7 +28,7 @@ from app.org.models import Role
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
-from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
+from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,8 +117,14 @@ def _intake_form_defaults(viewer: Viewer, clock: ClockDep) -> dict[str, str]:
 
 
 @router.get("/console/incidents/new")
-def intake_page(request: Request, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
-    ctx = {**_common(clock), "form": _intake_form_defaults(viewer, clock), "categories": CATEGORIES, "active": "new"}
+def intake_page(request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    ctx = {
+        **_common(clock),
+        "form": _intake_form_defaults(viewer, clock),
+        "categories": CATEGORIES,
+        "units": unit_choices(session, viewer),
+        "active": "new",
+    }
     return render(request, "intake.html", ctx, viewer=viewer)
 
 
@@ -186,6 +192,7 @@ def intake(
             **_common(clock),
             "form": form,
             "categories": CATEGORIES,
+            "units": unit_choices(session, viewer),
             "active": "new",
             "form_error": {"form": "intake", "summary": summary, "fields": fields},
         }
@@ -259,6 +266,8 @@ def _incident_refusal(
 def _back(value: str, incident_id: Id) -> str:
     if value == "list":
         return "/console/incidents"
+    if value == "board":
+        return "/console/board"
     return f"/console/incidents/{incident_id}"
 
 

@@ -28,7 +28,7 @@ from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep
 from app.routers.hazards import MAX_IMPORT_BYTES, photo_store
-from app.web.pages import CsrfDep, Viewer, ViewerDep, redirect, render
+from app.web.pages import CsrfDep, Viewer, ViewerDep, redirect, render, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -194,6 +194,7 @@ def register_page(
         "query": query,
         "error": error,
         "may_write": viewer.principal.can("hazards:write"),
+        "units": unit_choices(session, viewer),
         "active": "hazards",
         "messages": MESSAGES,
     }
@@ -278,12 +279,10 @@ def _report_form(
     error: tuple[str, dict[str, str]] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    root = session.get(type(viewer.unit), viewer.principal.unit_id) if viewer.principal.unit_id else None
-    choices = [u for u in [viewer.unit, *unit_service.listing(session, tier=None, parent=root)] if u.tier != "city"]
     ctx = {
         "labels": _labels(),
         "form": form,
-        "units": choices[:400],
+        "units": unit_choices(session, viewer),
         "error": error,
         "active": "hazard-new",
     }

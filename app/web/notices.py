@@ -24,7 +24,7 @@ from app.notices.schemas import Addressing, NoticeCreate, NoticeDetail
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep
-from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
+from app.web.pages import CsrfDep, UnitGroups, Viewer, ViewerDep, errors_of, redirect, render, status_of, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,13 +82,18 @@ def sent_page(request: Request, session: SessionDep, clock: ClockDep, viewer: Vi
 
 
 def _form_defaults() -> dict[str, Any]:
-    return {"kind": "notice", "title": "", "body": "", "scope": "children", "tiers": [], "units": "",
+    return {"kind": "notice", "title": "", "body": "", "scope": "children", "tiers": [], "units": [],
             "minutes": "30", "feedback_due_at": ""}  # fmt: skip
 
 
+def _recipients(session: SessionDep, viewer: Viewer) -> UnitGroups:
+    """The units a notice may name: those below the viewer's unit (the issuer is never its own recipient)."""
+    return [(head, [u for u in units if u.id != viewer.unit.id]) for head, units in unit_choices(session, viewer)]
+
+
 @router.get("/console/notices/new")
-def new_page(request: Request, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
-    ctx = {**_common(clock, "notices"), "form": _form_defaults()}
+def new_page(request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep) -> HTMLResponse:
+    ctx = {**_common(clock, "notices"), "form": _form_defaults(), "units": _recipients(session, viewer)}
     return render(request, "notices/new.html", ctx, viewer=viewer)
 
 
@@ -119,13 +124,14 @@ def issue(
     body: Annotated[str, Form(max_length=10_000)] = "",
     scope: Annotated[str, Form(max_length=16)] = "",
     tiers: Annotated[list[str] | None, Form(max_length=3)] = None,
-    units: Annotated[str, Form(max_length=5000)] = "",
+    units: Annotated[list[str] | None, Form(max_length=500)] = None,
     minutes: Annotated[str, Form(max_length=8)] = "30",
     feedback_due_at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    form = {"kind": kind, "title": title, "body": body, "scope": scope, "tiers": tiers or [], "units": units,
+    # Picked from the list; a code typed by hand (or several, separated) is still read, and checked by the service.
+    codes = [c for raw in units or [] for c in raw.replace(",", " ").replace(",", " ").split() if c][:500]
+    form = {"kind": kind, "title": title, "body": body, "scope": scope, "tiers": tiers or [], "units": codes,
             "minutes": minutes, "feedback_due_at": feedback_due_at}  # fmt: skip
-    codes = [c for c in units.replace(",", " ").replace(",", " ").split() if c]
     try:
         data = NoticeCreate.model_validate(
             {
@@ -145,7 +151,7 @@ def issue(
             fields["minutes"] = "签收时限须在1分钟至24小时(1440分钟)之间"
         for key in [k for k in fields if k.startswith("to")]:
             fields.setdefault("to", fields[key])
-        ctx = {**_common(clock, "notices"), "form": form,
+        ctx = {**_common(clock, "notices"), "form": form, "units": _recipients(session, viewer),
                "form_error": {"form": "notice", "summary": summary, "fields": fields}}  # fmt: skip
         return render(request, "notices/new.html", ctx, viewer=viewer, status_code=status_of(exc))
     return redirect(f"/console/notices/{notice.id}", msg="issued")

@@ -12,12 +12,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from app import labels
 from app.auth import service as auth_service
 from app.auth.principal import Principal
 from app.errors import DomainError, Unauthenticated
+from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.roster.resolve import default_zone
 from app.routers.deps import ClockDep, SessionDep
@@ -41,6 +44,14 @@ def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(default_zone()).strftime(fmt)
 
 
+def tel(phone: str | None) -> Markup:
+    """A phone number as a link the phone dials when tapped (空 for none)."""
+    if not phone:
+        return Markup("")
+    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
+    return Markup('<a class="phone" href="tel:{}">{}</a>').format(digits, escape(phone))
+
+
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 templates.env.filters["local"] = local
 # One set of labels (app.labels): `{{ m.status|label('delivery_statuses') }}`, `{{ level(inc.severity) }}`.
@@ -48,6 +59,7 @@ templates.env.filters["label"] = lambda code, group: labels.label(group, code)
 templates.env.filters["role_label"] = lambda r: labels.label("roles", r)
 templates.env.filters["tier_label"] = lambda t: labels.label("tiers", t)
 templates.env.globals["level"] = labels.level
+templates.env.filters["tel"] = tel
 templates.env.globals["zone_name"] = lambda: default_zone().key
 
 
@@ -107,6 +119,15 @@ async def require_csrf(request: Request) -> None:
         raise CsrfRefused()
     if not web_session.tokens_match(found.csrf, await csrf_token_of(request)):
         raise CsrfRefused()
+
+
+UnitGroups = list[tuple[Unit, list[Unit]]]
+
+
+def unit_choices(session: Session, viewer: Viewer, *, include_above: bool = False) -> UnitGroups:
+    """The units a picker offers: the viewer's unit and its subtree (with `include_above`, the chain above too),
+    grouped by district where the tree has one. The server still checks whatever comes back."""
+    return unit_service.grouped_subtree(session, viewer.unit, above=include_above)
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]

@@ -19,7 +19,7 @@ from app.rollcall import views
 from app.rollcall.models import EntryState
 from app.rollcall.schemas import RollCallCreate, RollCallDetail
 from app.routers.deps import ClockDep, Id, SessionDep
-from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of
+from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,14 +28,20 @@ LABELS = {"states": labels.ROLLCALL_STATES, "scopes": labels.SCOPES, "channels":
 
 
 def _form_defaults() -> dict[str, Any]:
-    return {"scope": "children", "roles": ["duty_officer", "leader"], "minutes": "5", "note": ""}
+    return {"unit_code": "", "scope": "children", "roles": ["duty_officer", "leader"], "minutes": "5", "note": ""}
 
 
 def _list_context(session: SessionDep, viewer: Viewer) -> dict[str, Any]:
     rows, _ = rollcall_service.listing(
         session, actor=viewer.principal, unit=viewer.unit, since=None, until=None, limit=50, offset=0
     )
-    return {"items": views.public_many(session, rows), "labels": LABELS, "messages": MESSAGES, "active": "rollcall"}
+    return {
+        "items": views.public_many(session, rows),
+        "units": unit_choices(session, viewer),
+        "labels": LABELS,
+        "messages": MESSAGES,
+        "active": "rollcall",
+    }
 
 
 @router.get("/console/rollcalls")
@@ -51,16 +57,23 @@ def start_rollcall(
     session: SessionDep,
     clock: ClockDep,
     viewer: ViewerDep,
+    unit_code: Annotated[str, Form(max_length=12)] = "",
     scope: Annotated[str, Form(max_length=16)] = "children",
     roles: Annotated[list[str] | None, Form(max_length=2)] = None,
     minutes: Annotated[str, Form(max_length=8)] = "5",
     note: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    form = {"scope": scope, "roles": roles or [], "minutes": minutes, "note": note}
+    form = {"unit_code": unit_code, "scope": scope, "roles": roles or [], "minutes": minutes, "note": note}
     try:
         seconds: int | str = int(minutes.strip()) * 60 if minutes.strip().isdigit() else minutes
         data = RollCallCreate.model_validate(
-            {"scope": scope, "roles": roles or [], "answer_within_seconds": seconds, "note": note.strip()}
+            {
+                "unit_code": unit_code.strip() or None,
+                "scope": scope,
+                "roles": roles or [],
+                "answer_within_seconds": seconds,
+                "note": note.strip(),
+            }
         )
         rc = rollcall_service.start(session, clock=clock, actor=viewer.principal, data=data)
     except (DomainError, ValidationError) as exc:
