@@ -169,7 +169,9 @@ def _board_context(session: SessionDep, clock: ClockDep, viewer: Viewer, unit_co
     duty = roster_views.duty_board(
         session, actor=viewer.principal, person=viewer.person, unit_code=unit_code or viewer.unit.code, at=at
     )
-    items = open_incidents(session, clock, viewer)
+    # Roles without incident access (a hazard inspector) still have a board, without the incidents.
+    reads_incidents = viewer.principal.can("incidents:read")
+    items = open_incidents(session, clock, viewer) if reads_incidents else []
     codes = [c for h in duty.handovers for item in h.open_items if (c := carried_code(item)) is not None]
     return {
         "duty": duty,
@@ -177,7 +179,10 @@ def _board_context(session: SessionDep, clock: ClockDep, viewer: Viewer, unit_co
         "focus": duty.focus,
         "waiting": [item for item in items if item["ack_tier"] is not None],
         "open_items": items[:HANDOVER_INCIDENTS],
-        "carried": incident_service.ids_by_code(session, actor=viewer.principal, codes=codes),
+        "carried": incident_service.ids_by_code(session, actor=viewer.principal, codes=codes)
+        if reads_incidents
+        else {},
+        "reads_incidents": reads_incidents,
         "carried_code": carried_code,
         "may_check_in": viewer.principal.can("shifts:write"),
         "choices": unit_choices(session, viewer, include_above=True),

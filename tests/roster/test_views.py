@@ -89,7 +89,9 @@ def test_the_board_asks_for_a_check_in_only_from_whoever_holds_a_post_and_has_no
     on = make_person(session, clock, unit=STREET, roles=["duty_officer"], password=None)
     off = make_person(session, clock, unit=STREET, roles=["duty_officer"], password=None)
     now = clock.now()
-    helpers.override(session, clock, unit=STREET, role="duty_officer", person=on, start=now, end=now + timedelta(hours=8))
+    helpers.override(
+        session, clock, unit=STREET, role="duty_officer", person=on, start=now, end=now + timedelta(hours=8)
+    )
     on_actor = auth_service.person_principal(session, on.id or 0)
     off_actor = auth_service.person_principal(session, off.id or 0)
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.clock import ManualClock
+from app.config import Settings
+from app.main import create_app
 from app.roster.models import CheckIn, Override, Shift
+from app.roster.resolve import set_default_timezone
 from tests.factories import make_person
 from tests.roster import helpers as roster
 from tests.web.helpers import console_sign_in
@@ -210,3 +216,39 @@ def test_csv_import_from_the_page_all_or_nothing(client: TestClient, session: Se
         "/console/rosters/import", data={"unit_code": STREET}, files={"file": ("may.csv", good.encode(), "text/csv")}
     )
     assert no_token.status_code == 403
+
+
+def test_the_month_page_cuts_days_in_the_units_zone_on_a_utc_server(
+    engine: Engine, session: Session, clock: ManualClock, settings: Settings
+) -> None:
+    """A server left at DUTYLINE_TIMEZONE=UTC still shows a Beijing street's night shift on the evening it began."""
+    unit = roster.unit(session, STREET)
+    unit.timezone = "Asia/Shanghai"
+    session.add(unit)
+    session.commit()
+    try:
+        with TestClient(create_app(settings.model_copy(update={"timezone": "UTC"}), engine=engine, clock=clock)) as c:
+            night = make_person(session, clock, unit=STREET, roles=["duty_officer"], name="夜班乙")
+            start = datetime(2027, 1, 31, 20, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+            roster.shift(
+                session,
+                clock,
+                unit=STREET,
+                role="duty_officer",
+                person=night,
+                start=start,
+                end=start + timedelta(hours=12),
+            )
+            console_sign_in(c, night.username or "")
+            january = c.get(f"/console/rosters?unit={STREET}&month=2027-01").text
+            last = re.search(r'<td class="date">01-31 .*?</tr>', january, re.S)
+            assert last and "20:00–00:00" in last.group(0) and "夜班乙" in last.group(0)
+            february = c.get(f"/console/rosters?unit={STREET}&month=2027-02").text
+            first = re.search(r'<td class="date">02-01 .*?</tr>', february, re.S)
+            assert first and "00:00–08:00" in first.group(0) and "夜班乙" in first.group(0)
+            assert "Asia/Shanghai" in january
+    finally:
+        set_default_timezone("Asia/Shanghai")
+        unit.timezone = None
+        session.add(unit)
+        session.commit()
