@@ -42,11 +42,12 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.05"))
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "120"))
 SECRET = "bench-secret-key-not-for-production"
-SIM = SimulatorConfig()
+SIM = SimulatorConfig()  # random credentials, handed to the simulator's process through its environment
+CONTROL = {"Authorization": f"Bearer {SIM.control_token}"}  # the simulator's phone side needs its control token
 SIM_SCRIPT = """
 import sys, uvicorn
 from app.notify.simulator import SimulatorConfig, standalone
-app, _ = standalone(SimulatorConfig(latency=float(sys.argv[2]), send_callbacks=False, inbound_url=sys.argv[3]))
+app, _ = standalone(SimulatorConfig.from_env(latency=float(sys.argv[2]), send_callbacks=False, inbound_url=sys.argv[3]))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
 
@@ -114,7 +115,11 @@ def main() -> None:
         sim_url = f"http://127.0.0.1:{sim_port}/sim"
         inbound = f"http://127.0.0.1:{app_port}/twilio/sms/inbound"
         procs.append(
-            subprocess.Popen([sys.executable, "-c", SIM_SCRIPT, str(sim_port), str(LATENCY), inbound], cwd=ROOT)
+            subprocess.Popen(
+                [sys.executable, "-c", SIM_SCRIPT, str(sim_port), str(LATENCY), inbound],
+                cwd=ROOT,
+                env={**os.environ, **SIM.credentials_env()},
+            )
         )
         env = {
             **os.environ,
@@ -129,6 +134,8 @@ def main() -> None:
             "TWILIO_FROM_NUMBER": SIM.service_number,
             "TWILIO_API_BASE_URL": sim_url,
             "DUTYLINE_DISPATCH_CONCURRENCY": str(CONCURRENCY),
+            "DUTYLINE_SMS_ROUTES": "*=twilio",  # the simulator process speaks Twilio's API
+            "DUTYLINE_VOICE_ROUTES": "*=twilio",
         }
         procs.append(serve(["app.main:create_app", "--factory"], env, app_port))
         base = f"http://127.0.0.1:{app_port}"
@@ -162,7 +169,7 @@ def main() -> None:
 
             def reply(number: str) -> int:
                 return httpx.post(f"{sim_url}/messages", json={"from": number, "body": f"1 {rc['code']}"},
-                                  timeout=60).status_code  # fmt: skip
+                                  headers=CONTROL, timeout=60).status_code  # fmt: skip
 
             twice = {p for p in phones if phones.count(p) > 1}
 
@@ -194,7 +201,7 @@ def main() -> None:
             print(f"notice to {units} units: API {api_n:.3f} s; last page accepted {last_n:.2f} s after the request")
             print(f"  baseline: {units} raw sends: {raw_sends(sim_url, units):.2f} s")
 
-            stats = httpx.get(f"{sim_url}/stats", timeout=30).json()
+            stats = httpx.get(f"{sim_url}/stats", headers=CONTROL, timeout=30).json()
             per_chase = scalar(engine, "SELECT count(*) FROM (SELECT subject FROM outbox_message WHERE subject LIKE "
                                        "'chase:%' AND template IN ('rollcall_page', 'notice_page') GROUP BY subject "
                                        "HAVING count(*) > 1) x")  # fmt: skip
