@@ -36,7 +36,7 @@ from app.clock import ManualClock
 from app.db import make_engine, transaction
 from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
-from bench.benchlib import database, free_port, serve
+from bench.benchlib import cpu_seconds, database, free_port, load_average, serve
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.05"))
@@ -178,6 +178,8 @@ def main() -> None:
                     t = time.perf_counter()
                     reply(number)
                     print(f"  one reply alone: {time.perf_counter() - t:.3f} s")
+            pids = {"service": [procs[1].pid], "simulator": [procs[0].pid]}
+            cpu = {name: cpu_seconds(p) for name, p in pids.items()}
             started = time.perf_counter()
             with ThreadPoolExecutor(CONCURRENCY) as pool:
                 codes = set(pool.map(reply, sorted(set(phones))))
@@ -185,6 +187,9 @@ def main() -> None:
             recorded = wait_for("answers", lambda: scalar(engine, answered), posts) + (time.perf_counter() - started)
             print(f"  {len(phones)} answers at once (simulator -> signed webhook, {CONCURRENCY} threads): all "
                   f"recorded {recorded:.2f} s after the first was sent; replies {sorted(codes)}")  # fmt: skip
+            per = {name: (cpu_seconds(p) - cpu[name]) * 1000 / len(phones) for name, p in pids.items()}
+            print(f"  CPU per answer: service {per['service']:.1f} ms, simulator {per['simulator']:.1f} ms "
+                  f"(/proc); load average {load_average()}")  # fmt: skip
 
             started = time.perf_counter()
             body = {

@@ -60,7 +60,7 @@ from app.notify.simulator import SimulatorConfig
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
 from app.runtime.scheduler import Ticker
-from bench.benchlib import database, free_port, serve
+from bench.benchlib import cpu_seconds, database, free_port, load_average, serve
 from bench.benchlib import percentile as pct
 
 INTAKE_N = int(os.environ.get("BENCH_INTAKE_N", "3000"))
@@ -146,20 +146,6 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.terminate()
     for process in processes:
         process.wait()
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes and their threads, from /proc (Linux)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / ticks
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def body(rng: random.Random, streets: list[str], n: int) -> dict[str, object]:

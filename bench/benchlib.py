@@ -62,3 +62,17 @@ def serve(target: list[str], env: dict[str, str], port: int) -> subprocess.Popen
                 server.kill()
                 raise SystemExit("a benchmark server did not start") from None
             time.sleep(0.1)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their threads, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
