@@ -300,7 +300,11 @@ def build_channels(
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,
     )
-    channels["robot"] = RobotChannel(clock=clock, timeout=settings.webhook_timeout_seconds)  # type: ignore[arg-type]
+    channels["robot"] = RobotChannel(
+        clock=clock,  # type: ignore[arg-type]
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
     return channels
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from app import logs
+from app import logs, netguard
 from app.clock import ManualClock
 from app.notify import robots
 from app.notify.channels import ChannelMessage
@@ -27,6 +27,7 @@ from tests.notify.conftest import Service
 from tests.notify.live import LiveServer
 
 STREET = "110106001"
+PUBLIC = "93.184.216.34"  # what a public robot host resolves to in these tests
 # The machine is shared and busy: an intake may take seconds.
 post = partial(httpx.post, timeout=30.0)
 get = partial(httpx.get, timeout=30.0)
@@ -274,7 +275,9 @@ def test_robot_urls_stay_out_of_the_logs(clock: ManualClock) -> None:
             sent.append(str(request.url))
             return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
 
-        channel = RobotChannel(clock=clock, http=httpx.Client(transport=httpx.MockTransport(answer)))
+        channel = RobotChannel(
+            clock=clock, http=httpx.Client(transport=httpx.MockTransport(answer)), resolver=lambda _h, _p: [PUBLIC]
+        )
         url = "https://oapi.dingtalk.com/robot/send?access_token=tok-9f8e7d"
         message = ChannelMessage(
             id=1, channel="robot", to=url, body="测试", template="robot_post",
@@ -288,6 +291,36 @@ def test_robot_urls_stay_out_of_the_logs(clock: ManualClock) -> None:
     logged = "\n".join(r.getMessage() for r in records)
     assert "tok-9f8e7d" in sent[0] and "&sign=" in sent[0]
     assert "tok-9f8e7d" not in logged and "sign=" not in logged
+
+
+def _robot_message(url: str) -> ChannelMessage:
+    return ChannelMessage(
+        id=1, channel="robot", to=url, body="测试", template="robot_post",
+        params={"kind": "wecom", "mobiles": []}, attempts=1,
+    )  # fmt: skip
+
+
+def test_a_robot_name_re_pointed_inside_is_refused_at_send_time_and_never_contacted(
+    clock: ManualClock, robot_sim: tuple[str, RobotSimulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, sim = robot_sim
+    robot = _make_robot(url, "wecom")
+    # Registered while its name resolved to a public address; by the time a page goes, it resolves to loopback.
+    named = robot["webhook_url"].replace("127.0.0.1", "robots.example.net")
+    refused = RobotChannel(clock=clock, timeout=30, resolver=lambda _h, _p: [PUBLIC, "127.0.0.1"]).send(
+        _robot_message(named)
+    )
+    assert not refused.ok and refused.error_class == "permanent"
+    assert refused.error is not None and refused.error.startswith("refused target") and "127.0.0.1" in refused.error
+    assert sim.inbox() == [] and sim.refused == []
+
+    # The system resolver does not know this name: the only way to reach the robot is the checked address
+    # (loopback passes the check only here).
+    original = netguard.refusal
+    monkeypatch.setattr(netguard, "refusal", lambda a: None if str(a) == "127.0.0.1" else original(a))
+    sent = RobotChannel(clock=clock, timeout=30, resolver=lambda _h, _p: ["127.0.0.1"]).send(_robot_message(named))
+    assert sent.ok, sent.error
+    assert [m["content"] for m in sim.inbox()] == ["测试"]
 
 
 class ListHandler(logging.Handler):

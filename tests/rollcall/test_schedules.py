@@ -31,7 +31,8 @@ def _run_until(engine: Engine, clock: ManualClock, end: datetime) -> list[dateti
         with transaction(engine) as session:
             for schedule in session.exec(select(RollCallSchedule)).all():
                 # One roll-call per schedule per tick: an instant still due at the next tick is not a new one.
-                fired += [t for t in map(datetime.fromisoformat, schedule.planned) if t <= clock.now() and t not in fired]
+                due = [t for t in map(datetime.fromisoformat, schedule.planned) if t <= clock.now()]
+                fired += [t for t in due if t not in fired]
             schedules.due(session, clock=clock)
     return fired
 

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from app import netguard
 from app.clock import Clock
 from app.notify.channels import ChannelMessage, ProviderResult
 from app.notify.models import ErrorClass, RobotKind
@@ -46,16 +47,33 @@ def payload(kind: str, text: str, mobiles: list[str]) -> dict[str, Any]:
 
 
 class RobotChannel:
-    def __init__(self, *, clock: Clock, http: httpx.Client | None = None, timeout: float = 10.0) -> None:
+    """Posts to the address the robot URL's name resolves to now, after checking it (`app.netguard.pin`), as
+    webhooks do: a name re-pointed inside since the robot was registered is refused, never contacted."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        timeout: float = 10.0,
+        allow_private: bool = False,
+        resolver: netguard.Resolver = netguard.system_resolver,
+    ) -> None:
         self.clock = clock
         self.http = http or httpx.Client(limits=httpx.Limits(max_connections=16, max_keepalive_connections=8))
         self.timeout = timeout
+        self.allow_private = allow_private
+        self.resolver = resolver
 
     def send(self, message: ChannelMessage) -> ProviderResult:
         kind = str(message.params.get("kind", ""))
         if not message.to or kind not in RobotKind.__members__:
             return ProviderResult(ErrorClass.permanent, error="the robot is gone")
-        url = message.to
+        try:
+            target = netguard.pin(message.to, allow_private=self.allow_private, resolver=self.resolver)
+        except netguard.Refused as exc:
+            return ProviderResult(ErrorClass.permanent, error=f"refused target: {exc.reason}")
+        url = target.url
         if kind == RobotKind.dingtalk:
             if not message.secret:
                 return ProviderResult(ErrorClass.permanent, error="a DingTalk robot without its secret")
@@ -63,7 +81,9 @@ class RobotChannel:
             url += f"{'&' if '?' in url else '?'}timestamp={timestamp}&sign={dingtalk_sign(message.secret, timestamp)}"
         body = payload(kind, message.body, [str(m) for m in message.params.get("mobiles", [])])
         try:
-            response = self.http.post(url, json=body, timeout=self.timeout)
+            response = self.http.post(
+                url, json=body, headers=target.headers, timeout=self.timeout, extensions=target.extensions
+            )
         except httpx.TimeoutException as exc:
             # A robot has no way to ask whether a post went through: a repeat is the lesser harm than a lost page.
             return ProviderResult(ErrorClass.transient, error=f"timeout: {type(exc).__name__}")
