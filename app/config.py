@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     database_url: str = Field("sqlite:///./var/dutyline.db", validation_alias=_env("DATABASE_URL"))
+    # A read replica for reports and exports (问效问责); None: they read the main database.
+    database_read_url: str | None = Field(None, validation_alias=_env("DATABASE_READ_URL"), repr=False)
     # None means: generate one on first run and keep it in the database (shared by all replicas).
     secret_key: str | None = Field(None, validation_alias=_env("DUTYLINE_SECRET_KEY"), repr=False)
     timezone: str = Field("Asia/Shanghai", validation_alias=_env("DUTYLINE_TIMEZONE"))

@@ -49,6 +49,7 @@ from app.routers import (
     notices,
     oncall,
     people,
+    reports,
     robots,
     rollcalls,
     rosters,
@@ -198,6 +199,13 @@ def create_app(
         threads = anyio.to_thread.current_default_thread_limiter()
         threads.total_tokens = max(threads.total_tokens, in_flight + 8)
         app.state.engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        # Reports read from a replica when there is one, so a city's year of figures never slows paging.
+        own_read_engine = settings.database_read_url is not None
+        app.state.read_engine = (
+            make_engine(settings.database_read_url, pool_size=settings.db_pool_size)
+            if settings.database_read_url
+            else app.state.engine
+        )
         with transaction(app.state.engine) as session:
             app.state.secret_key = settings.secret_key or tokens.instance_secret(session, "jwt", clock=app.state.clock)
         notify_app.start(app)
@@ -214,6 +222,8 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             notify_app.stop(app)
+            if own_read_engine:
+                app.state.read_engine.dispose()
             if own_engine:
                 app.state.engine.dispose()
 
@@ -234,7 +244,7 @@ def create_app(
     sms_budget.set_daily_budget(settings.sms_daily_budget)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
                    heartbeats, webhooks, robots, twilio, callbacks, message_templates, console, console_incidents,
-                   rollcalls, notices, console_rollcall, console_notices):  # fmt: skip
+                   rollcalls, notices, console_rollcall, console_notices, reports):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     hazard_routes.install(app, settings)

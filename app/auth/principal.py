@@ -38,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "instructions:write",
             "warnings:write",
             "hazards:read",
+            "reports:read",
             "hazards:write",
             "hazards:verify",
             "robots:read",
@@ -59,6 +60,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:write",
             "notices:sign",
             "hazards:read",
+            "reports:read",
             "hazards:write",
             "hazards:verify",
             "robots:read",
@@ -81,6 +83,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:write",
             "notices:sign",
             "hazards:read",
+            "reports:read",
         }
     ),
     Role.leader: frozenset(
@@ -101,6 +104,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notices:sign",
             "instructions:write",
             "hazards:read",
+            "reports:read",
             "hazards:verify",
         }
     ),
@@ -114,6 +118,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "rollcalls:read",
             "notices:read",
             "hazards:read",
+            "reports:read",
         }
     ),
     # Inspectors (排查人员) find and register hazards and follow their rectification; they verify nothing.

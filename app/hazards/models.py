@@ -49,6 +49,8 @@ class Hazard(SQLModel, table=True):
         Index("ix_hazard_city_stats", "city_code", "district_code", postgresql_include=STATS_COLUMNS),
         Index("ix_hazard_district_stats", "district_code", "street_code", postgresql_include=STATS_COLUMNS),
         Index("ix_hazard_street_found", "street_code", "found_at"),
+        # The accountability reports' period scans (app.reports): hazards found in a month, any unit.
+        Index("ix_hazard_found_at", "found_at"),
         # The overdue hazards by deadline: the overdue filter and the register's "overdue first".
         Index(
             "ix_hazard_chased_due",

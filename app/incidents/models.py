@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime
@@ -94,6 +94,9 @@ class IncidentTier(SQLModel, table=True):
 
 class TimelineEntry(SQLModel, table=True):
     __tablename__ = "timeline_entry"
+    # An incident's entries of one kind and tier in time order: the accountability reports (app.reports) look up
+    # each tier's first page and each late mark (迟报) here rather than reading the whole timeline.
+    __table_args__ = (Index("ix_timeline_entry_incident_kind", "incident_id", "kind", "tier", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)

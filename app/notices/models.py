@@ -81,7 +81,8 @@ class NoticeReceipt(SQLModel, table=True):
     feedback_by_name: str | None = Field(default=None, max_length=100)
     feedback_late: bool = False
     forwarded: bool = False
-    created_at: datetime = Field(sa_type=UTCDateTime)
+    # Indexed for the accountability reports' period scans (app.reports).
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
     # When the issuer's duty officer was told this receipt is overdue (app.notices.jobs); null until then.
     issuer_told_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

@@ -29,6 +29,13 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A read-only transaction on the read replica (DATABASE_READ_URL), or on the main database without one."""
+    engine: Engine = getattr(request.app.state, "read_engine", None) or request.app.state.engine
+    with transaction(reader(engine)) as session:
+        yield session
+
+
 # The two below are `async` only so that FastAPI runs them on the event loop: a plain `def` costs a hop to
 # a worker thread and back, for an attribute read.
 async def get_clock(request: Request) -> Clock:
@@ -43,6 +50,7 @@ async def get_settings(request: Request) -> Settings:
 
 # scope="function": the commit happens before the response is sent, so a 201 means it is stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
