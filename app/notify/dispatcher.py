@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from app.clock import Clock
 from app.db import is_postgres, reader, transaction
-from app.notify import delivery, fallback, outbox
+from app.notify import delivery, fallback, outbox, receipts
 from app.notify import robots as robot_service
 from app.notify.channels import Channel, ChannelMessage, ChannelUnavailable, ProviderResult
 from app.notify.delivery import DeliveryEvent, Observer
@@ -166,6 +166,14 @@ class Dispatcher:
                 break
         return total
 
+    def release_held(self) -> None:
+        """Apply receipts held for a provider id recorded since (the safety net for one held while its send was
+        being recorded in another transaction; `_apply` releases the rest as it records)."""
+        with transaction(self.engine) as session:
+            events = receipts.release(session, clock=self.clock)
+            if events and self.observers:
+                delivery.notify(self.observers, session, self.clock, events)
+
     # ---- the background loop ----
 
     def _batch_size(self) -> int:
@@ -185,6 +193,10 @@ class Dispatcher:
                 log.exception("dispatcher round failed; retrying after the poll interval")
                 more_due = False
             if not more_due:
+                try:
+                    self.release_held()
+                except Exception:
+                    log.exception("releasing held receipts failed; retrying after the poll interval")
                 self._wake.wait(self.config.poll_seconds)
                 self._wake.clear()
             # Let finished sends and freed slots gather for a moment: one transaction then records (and
@@ -522,6 +534,10 @@ class Dispatcher:
                 .execution_options(synchronize_session=False),
                 done,
             )
+            # A receipt that came before this answer was recorded (Tencent names only its SerialNo) applies now.
+            recorded = {str(d["b_provider_id"]) for d in done if d["b_provider_id"]}
+            if recorded:
+                events += receipts.release(session, clock=self.clock, provider_ids=recorded)
         if retry:
             session.execute(
                 sa_update(t)

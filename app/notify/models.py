@@ -138,6 +138,21 @@ class ProviderPush(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class HeldReceipt(SQLModel, table=True):
+    """A receipt for a provider id no row carries yet: Tencent's report names only the send's SerialNo, and it can
+    arrive before the dispatcher has recorded that SerialNo. Applied when the id is recorded (app.notify.receipts)."""
+
+    __tablename__ = "held_receipt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    provider_id: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    status: str = Field(max_length=32)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=200)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
 class RobotKind(StrEnum):
     wecom = "wecom"
     dingtalk = "dingtalk"

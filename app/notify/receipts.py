@@ -3,20 +3,24 @@
 The pushes are JSON arrays, sometimes repeated; they are not signed by the providers, so the router checks
 the per-installation token in the path first. A whole push is validated before any item is applied
 (malformed: an Invalid naming the item and field, nothing written). Each item is applied once, by its natural
-key in `provider_push` (a repeat is skipped); an item for a message we do not know is ignored and returned in
-`PushResult.unknown` for the metric. Replies go to the same acknowledgement as Twilio's (sender number plus
+key in `provider_push` (a repeat is skipped). A receipt found only by the provider's id (Tencent's names nothing
+else) that no row carries yet is held (`held_receipt`) and applied once the dispatcher records that id
+(`release`); one still unmatched after a day is dropped. Any other item for a message we do not know is ignored and
+returned in `PushResult.unknown` for the metric. Replies go to the same acknowledgement as Twilio's (sender number plus
 short code); the confirmation goes back as an SMS through the outbox, along the number's route.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlmodel import Session
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from app.clock import Clock
 from app.db import insert_unless_conflict
@@ -24,9 +28,11 @@ from app.errors import FieldError, Invalid
 from app.notify import delivery, inbound, outbox
 from app.notify.delivery import DeliveryEvent, Observer
 from app.notify.inbound import Acknowledger
-from app.notify.models import FINAL, Channel, ErrorClass, OutboxMessage, ProviderPush, Status
+from app.notify.models import FINAL, Channel, ErrorClass, HeldReceipt, OutboxMessage, ProviderPush, Status
 
 _PUSH = ProviderPush.__table__  # type: ignore[attr-defined]
+# How long a receipt waits for its send to be recorded (the send's answer is seconds away, or it was never ours).
+HOLD_FOR = timedelta(days=1)
 
 
 class _Item(BaseModel):
@@ -84,6 +90,7 @@ class PushResult:
     applied: int = 0
     repeated: int = 0
     unknown: int = 0
+    held: int = 0
     events: list[DeliveryEvent] = field(default_factory=list)
 
 
@@ -151,7 +158,11 @@ def _status(
         error_message=error_message,
     )
     if updated is None:
-        result.unknown += 1
+        if message_id is None and provider_id:
+            _hold(session, clock, provider, provider_id, status, error_code, error_message)
+            result.held += 1
+        else:
+            result.unknown += 1
         return None
     result.applied += 1
     if updated.provider is None:
@@ -169,6 +180,57 @@ def _status(
             )
         )
     return updated
+
+
+def _hold(
+    session: Session,
+    clock: Clock,
+    provider: str,
+    provider_id: str,
+    status: str,
+    error_code: str | None,
+    error_message: str | None,
+) -> None:
+    now = clock.now()
+    session.execute(delete(HeldReceipt).where(col(HeldReceipt.received_at) < now - HOLD_FOR))
+    held = HeldReceipt(
+        provider=provider,
+        provider_id=provider_id[:64],
+        status=status[:32],
+        error_code=error_code[:64] if error_code else None,
+        error_message=error_message[:200] if error_message else None,
+        received_at=now,
+    )
+    session.add(held)
+    session.flush()
+
+
+def release(session: Session, *, clock: Clock, provider_ids: Collection[str] | None = None) -> list[DeliveryEvent]:
+    """Apply the held receipts whose provider id a row now carries (these ids, just recorded by the dispatcher;
+    or all, as the safety net for a receipt held while its send was being recorded); the failures they report."""
+    query = select(HeldReceipt).join(OutboxMessage, col(OutboxMessage.provider_id) == col(HeldReceipt.provider_id))
+    if provider_ids is not None:
+        if not provider_ids:
+            return []
+        query = query.where(col(HeldReceipt.provider_id).in_(list(provider_ids)))
+    result = PushResult()
+    for held in session.exec(
+        query.order_by(col(HeldReceipt.id)).with_for_update(skip_locked=True, of=HeldReceipt)
+    ).all():
+        _status(
+            session,
+            clock,
+            result,
+            provider=held.provider,
+            provider_id=held.provider_id,
+            status=held.status,
+            message_id=None,
+            error_code=held.error_code,
+            error_message=held.error_message,
+        )
+        session.delete(held)
+    session.flush()
+    return result.events
 
 
 def _reply(

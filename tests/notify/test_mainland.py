@@ -10,14 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from app.clock import ManualClock
-from app.notify.models import OutboxMessage
+from app.notify.channels import Channel, ChannelMessage, ProviderResult
+from app.notify.dispatcher import Dispatcher
+from app.notify.models import HeldReceipt, OutboxMessage
 from app.runtime.notify import callback_urls
 from tests.factories import PASSWORD, make_person
 from tests.incidents.helpers import Staff, fire, key_for, staff_chain
 from tests.notify.conftest import SIM_DEFAULTS, Phone, Service, Simulator
+from tests.notify.pages import enqueue_page
 
 TOKEN = "test-callback-token-0123456789abcdef"
 pytestmark = pytest.mark.usefixtures("mainland")
@@ -162,6 +166,66 @@ def test_alibaba_rate_limited_fails_over_to_tencent_on_the_timeline(
         assert tiers["street"]["acknowledged_by"]["id"] == staff("street", "duty_officer").id
     assert simulator.state.duplicates() == {}
     assert simulator.state.injected["aliyun_rate_limited"] >= 2
+
+
+class RecordedLate:
+    """The service's own SMS channel (the real SDKs, to the simulator), whose answer reaches the dispatcher only
+    once the provider's report has been handled: the order a fast carrier and a slow record produce."""
+
+    def __init__(self, inner: Channel, engine: Engine) -> None:
+        self.inner, self.engine = inner, engine
+
+    def send(self, message: ChannelMessage) -> ProviderResult:
+        result = self.inner.send(message)
+        deadline = time.monotonic() + 15  # real time: the simulator's push is on its way (report_delay)
+        while time.monotonic() < deadline:
+            with Session(self.engine) as s:
+                if s.exec(select(HeldReceipt)).first() is not None:
+                    break
+            time.sleep(0.02)
+        return result
+
+
+def test_a_tencent_report_that_comes_before_the_send_is_recorded_is_held_then_applied(
+    service: Service, simulator: Simulator, engine: Engine, clock: ManualClock, staff: Staff
+) -> None:
+    simulator.http.patch("/config", json={"faults": {"aliyun": "rate_limited"}})  # the page goes by Tencent
+    page = enqueue_page(engine, clock, phone=staff("street", "duty_officer").phone, incident_id=5, code="R5T6")
+    late = RecordedLate(service.dispatcher.channels["sms"], engine)
+    Dispatcher(engine, clock=clock, channels={"sms": late}, observers=service.app.state.delivery_observers).drain()
+    with Session(engine) as s:
+        row = s.get(OutboxMessage, page)
+        assert row is not None and row.provider == "tencent"
+        # Tencent's report names only the SerialNo, which no row carried when it came: it was held, not dropped,
+        # and applied when the dispatcher recorded the send.
+        assert row.status == "delivered" and row.provider_id == _inbox(simulator, row.recipient)[0]["sid"]
+        assert s.exec(select(HeldReceipt)).all() == []
+    assert simulator.state.duplicates() == {}
+
+
+def test_a_held_report_whose_send_was_recorded_meanwhile_is_applied_by_the_safety_net(
+    service: Service, engine: Engine, clock: ManualClock, staff: Staff
+) -> None:
+    number = staff("street", "duty_officer").phone
+    page = enqueue_page(engine, clock, phone=number, incident_id=5, code="R5T6")
+    report = [{"mobile": number.removeprefix("+86"), "report_status": "FAIL", "sid": "2433:held-1", "errmsg": "E:1",
+               "description": "用户关机"}]  # fmt: skip
+    r = httpx.post(f"{service.url}/callbacks/tencent/{TOKEN}/sms-status", json=report, timeout=10)
+    assert r.status_code == 200
+    with Session(engine) as s:
+        assert [h.provider_id for h in s.exec(select(HeldReceipt)).all()] == ["2433:held-1"]
+    # Recorded by a transaction that did not see the held report (both committed at once).
+    with Session(engine) as s:
+        row = s.get(OutboxMessage, page)
+        assert row is not None
+        row.status, row.provider, row.provider_id = "sent", "tencent", "2433:held-1"
+        s.add(row)
+        s.commit()
+    service.dispatcher.release_held()
+    with Session(engine) as s:
+        row = s.get(OutboxMessage, page)
+        assert row is not None and row.status == "undelivered" and "用户关机" in (row.last_error or "")
+        assert s.exec(select(HeldReceipt)).all() == []
 
 
 def test_an_invalid_recipient_fails_the_page_and_the_leader_is_paged_at_once(
