@@ -1,7 +1,7 @@
 """held receipts
 
 Revision ID: h0ldrcpt0001
-Revises: r0b0t5unit01
+Revises: r3p0rt5idx01
 Create Date: 2026-12-01 12:00:32.185234
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import app.db  # noqa: F401  (autogenerate writes app.db.UTCDateTime)
 
 
 revision: str = 'h0ldrcpt0001'
-down_revision: str | None = 'r0b0t5unit01'
+down_revision: str | None = 'r3p0rt5idx01'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
