@@ -77,7 +77,7 @@ from app.db import insert_many_ignoring_conflicts, insert_unless_conflict
 from app.escalation import wake
 from app.escalation.models import Chase, ChaseEvent, ChaseStatus
 from app.escalation.paging import Pager
-from app.notify import inbound, outbox, templates
+from app.notify import inbound, paging, templates
 from app.notify.models import OutboxMessage
 from app.org import units as unit_service
 from app.org.models import Person, Role, Unit
@@ -101,6 +101,7 @@ class Templates:
     leader: str  # to the post unit's leader (rung 1)
     above: str  # to the tiers above (rungs 2 and on)
     all_vacant: str = "post_all_vacant"  # to the admins when the whole ladder is vacant
+    voice: str | None = None  # read out on a call (a `voice_` template), when the kind calls at all
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class Kind:
     ladder: Callable[[Sequence[Unit], str, Chase], list[Rung]] | None = None
     # False: an SMS reply or keypress never answers this kind (it is answered by something else, e.g. a fix).
     replies: bool = True
+    # Whether a page (chase, rung, role) also calls (with `templates.voice`), e.g. leaders when asked for.
+    calls: Callable[[Chase, int, str], bool] | None = None
 
 
 _KINDS: dict[str, Kind] = {}
@@ -132,7 +135,8 @@ def register(kind: Kind) -> Kind:
     """Make a kind known to the tick (its `answered` and `note`); registering the same name again replaces it."""
     if not kind.name or len(kind.name) > 24 or not kind.dedup_prefix or len(kind.dedup_prefix) > 24:
         raise ValueError("a kind's name and dedup prefix are 1 to 24 characters")
-    for name in (kind.templates.post, kind.templates.leader, kind.templates.above, kind.templates.all_vacant):
+    names = [kind.templates.post, kind.templates.leader, kind.templates.above, kind.templates.all_vacant]
+    for name in names + ([kind.templates.voice] if kind.templates.voice else []):
         if name not in templates.TEMPLATES:
             raise ValueError(f"unknown template {name!r}: add it to app.notify.templates.TEMPLATES")
     _KINDS[kind.name] = kind
@@ -450,26 +454,31 @@ class Stepper:
     def _page(self, kind: Kind | None, chase: Chase, person: Person, template: str, *, unit: Unit, role: str,
               rung: int, params: dict[str, Any] | None = None, key: str | None = None) -> None:  # fmt: skip
         values = params if params is not None else self._params(chase, unit)
-        row = outbox.message(
-            clock=self.clock,
-            channel="sms",
-            to=person.phone,
-            template=template,
-            params=values,
-            dedup_key=f"{chase.dedup_prefix}:{chase.subject}:{key or rung}:{person.id}:sms"[:200],
-            person_id=person.id,
-            incident_id=chase.incident_id,
-            incident_code=chase.code,
-            subject=f"{SUBJECT}:{chase.id}",
-        )
         label = ROLE_LABEL.get(role, "管理员")
         name, person_id = person.name, person.id
+        voice = kind.templates.voice if kind is not None else None
+        calls = bool(voice and kind is not None and kind.calls is not None and kind.calls(chase, rung, role))
+        # The same path as an incident's pages: the day's SMS budget (a page owed an answer goes by voice past it,
+        # an informational one stays in the console), the unit's group robots, a call when the kind asks for one.
+        shaped = paging.shape(
+            self.session, clock=self.clock, now=self.now, unit=unit, person=person, who=f"{label}{name}",
+            template=template, params=values, voice=calls,
+            voice_template=voice, needs_ack=kind is not None and kind.replies and chase.window_seconds is not None,
+            digest=False, dedup_base=f"{chase.dedup_prefix}:{chase.subject}:{key or rung}:{person.id}"[:190],
+            incident_id=chase.incident_id, incident_code=chase.code, tier=None, step=None,
+            subject=f"{SUBJECT}:{chase.id}",
+        )  # fmt: skip
+        if not shaped.rows:
+            self._event(kind, chase, "page_held", f"{unit.name}{label}{name}{shaped.note}", person_id=person_id,
+                        role=role, rung=rung, template=template, **shaped.data)  # fmt: skip
+            return
 
         def sent(channels: list[str]) -> None:
-            self._event(kind, chase, "page", f"通知{unit.name}{label}{name}", person_id=person_id, role=role,
-                        rung=rung, template=template, channels=channels)  # fmt: skip
+            self._event(kind, chase, "page", f"通知{unit.name}{label}{name}({paging.shown(channels)}){shaped.note}",
+                        person_id=person_id, role=role, rung=rung, template=template, channels=channels,
+                        **shaped.data)  # fmt: skip
 
-        self.pager.add({"sms": row}, sent)
+        self.pager.add(shaped.rows, sent)
 
     def _tell_admins(self, kind: Kind | None, chase: Chase, chain: list[Unit]) -> None:
         admins = admins_of(self.session, chain)

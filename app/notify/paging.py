@@ -55,16 +55,28 @@ def shape(
     incident_code: str | None,
     tier: str | None,
     step: int | None,
+    voice_template: str | None = "voice_page",
+    needs_ack: bool | None = None,
+    digest: bool = True,
+    subject: str | None = None,
 ) -> Shaped:
-    """The rows paging `person` with `template` (and a call when `voice`), dedup keys `<dedup_base>:<channel>`.
+    """The rows paging `person` with `template` (and a call with `voice_template` when `voice`), dedup keys
+    `<dedup_base>:<channel>`. `needs_ack` (default: an incident page that asks for 签收) decides what happens past
+    the day's SMS budget: a call with `voice_template` if there is one, else the console; `digest=False` sends
+    the page itself where the budget's last SMS would be a digest of pending incidents. `subject` goes on every row
+    (what a reply answers, e.g. "chase:12").
 
     No rows at all means the page stays in the console (over the budget, informational, no robots)."""
     assert person.id is not None
-    channels = {"sms": template, "voice": "voice_page"} if voice else {"sms": template}
-    needs_ack = template in budget.NEEDS_ACK
+    channels = {"sms": template, "voice": voice_template} if voice and voice_template else {"sms": template}
+    needs_ack = template in budget.NEEDS_ACK if needs_ack is None else needs_ack
     plan = budget.plan(session, phone=person.phone, now=now, zone=zone_of(unit), needs_ack=needs_ack)
+    if plan.kind == "voice" and voice_template is None:
+        plan = replace(plan, kind="console")
     sms_params = params
-    if plan.kind == "digest":
+    if plan.kind == "digest" and not digest:
+        plan = replace(plan, kind="sms")
+    elif plan.kind == "digest":
         # An informational page with nothing pending is its own last SMS: a digest of nothing says nothing.
         codes = budget.pending_codes(session, person_id=person.id, also=incident_code if needs_ack else None)
         if codes:
@@ -73,7 +85,8 @@ def shape(
         else:
             plan = replace(plan, kind="sms")
     elif plan.kind == "voice":
-        channels = {"voice": "voice_page"}
+        assert voice_template is not None
+        channels = {"voice": voice_template}
     elif plan.kind == "console":
         del channels["sms"]
     rows = {
@@ -90,6 +103,7 @@ def shape(
             incident_code=incident_code,
             tier=tier,
             step=step,
+            subject=subject,
         )
         for channel, channel_template in channels.items()
     }

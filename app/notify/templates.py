@@ -40,6 +40,7 @@ TEMPLATES: dict[str, str] = {
     "voice_ack_confirmed": "已签收,谢谢。",
     "voice_no_input": "未收到按键。请查看短信并回复1签收。再见。",
     "voice_help": "无效按键。签收请按1。",
+    "voice_rollcall": "这里是应急值守平台。{caller}查岗点名，请{unit}{role}{name}确认在岗。确认请按1。",
     # Roll-call (查岗点名), PRODUCT.md §9: to the post, to the unit's leader when it missed or is vacant, and to
     # the calling unit's duty officer.
     "rollcall_page": "【查岗】{caller}点名:{unit}{role}{name},请于{minutes}分钟内回复 1 {code} 确认在岗",

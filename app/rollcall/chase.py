@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -42,13 +43,21 @@ def _note(session: Session, row: Chase, event: chase.Event) -> None:
         session.add(entry)
 
 
+def _calls(row: Chase, rung: int, role: str) -> bool:
+    """A leader's own post is also called when the roll-call asks for it (press 1 answers, as the SMS reply)."""
+    return rung == 0 and role == LEADER and bool(row.params.get("voice_for_leaders"))
+
+
 ROLLCALL = chase.register(
     chase.Kind(
         name="rollcall",
         dedup_prefix="rc",
-        templates=chase.Templates(post="rollcall_page", leader="rollcall_missed", above="rollcall_missed"),
+        templates=chase.Templates(
+            post="rollcall_page", leader="rollcall_missed", above="rollcall_missed", voice="voice_rollcall"
+        ),
         note=_note,
         ladder=_ladder,
+        calls=_calls,
     )
 )
 # The calling unit's duty officer told the results once the window has passed (app.rollcall.jobs): one SMS per
@@ -76,7 +85,7 @@ def begin(
     items = []
     for entry_id, unit, role, person in entries:
         what = f"未在{minutes}分钟内应答" if person is not None else "空岗,无人值守"
-        params = {
+        params: dict[str, Any] = {
             "caller": caller.name,
             "unit": unit.name,
             "role": role,
@@ -84,6 +93,8 @@ def begin(
             "code": rc.code,
             "what": what,
         }
+        if rc.voice_for_leaders and role == LEADER:
+            params["voice_for_leaders"] = True
         items.append((str(entry_id), unit, role, params))
     chase.start_many(session, clock=clock, kind=ROLLCALL, items=items, window=window, code=rc.code)
 

@@ -36,6 +36,8 @@ class RollCall(SQLModel, table=True):
     scope: str = Field(max_length=16)
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     answer_within_seconds: int
+    # The leaders' posts are also called (press 1 to answer), not only texted.
+    voice_for_leaders: bool = False
     note: str = Field(default="", max_length=500)
     started_at: datetime = Field(sa_type=UTCDateTime, index=True)
     due_at: datetime = Field(sa_type=UTCDateTime)

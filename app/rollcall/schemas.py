@@ -23,6 +23,7 @@ class RollCallCreate(BaseModel):
     scope: Scope = Scope.children
     roles: Annotated[list[DutyRole], Field(min_length=1, max_length=2)] = [DutyRole.duty_officer, DutyRole.leader]
     answer_within_seconds: Window = 300
+    voice_for_leaders: bool = Field(default=False, description="also call the leaders' posts (press 1 to answer)")
     note: Annotated[str, Field(max_length=500)] = ""
 
 
@@ -61,6 +62,7 @@ class RollCallPublic(BaseModel):
     scope: Scope
     roles: list[str]
     answer_within_seconds: int
+    voice_for_leaders: bool
     note: str
     started_at: datetime
     due_at: datetime

@@ -65,6 +65,7 @@ def start(
         scope=data.scope,
         roles=roles,
         answer_within_seconds=data.answer_within_seconds,
+        voice_for_leaders=data.voice_for_leaders,
         note=data.note,
         started_at=now,
         due_at=now + timedelta(seconds=data.answer_within_seconds),

@@ -43,6 +43,7 @@ def _public(rc: RollCall, unit_code: str, unit_name: str, s: Summary) -> RollCal
         scope=Scope(rc.scope),
         roles=rc.roles,
         answer_within_seconds=rc.answer_within_seconds,
+        voice_for_leaders=rc.voice_for_leaders,
         note=rc.note,
         started_at=rc.started_at,
         due_at=rc.due_at,
