@@ -31,7 +31,7 @@ def acknowledge_page(
         select(IncidentTier).where(IncidentTier.incident_id == inc.id, IncidentTier.tier == page.tier)
     ).first()
     if person is None or state is None:
-        return inbound.AckOutcome(ok=False, reply=f"无法签收 {inc.code}")
+        return inbound.AckOutcome.said(False, "ack_refused", {"code": inc.code})
     if inc.status in OPEN_STATUSES:
         lifecycle.acknowledge_tier(session, clock=clock, inc=inc, state=state, person=person, via=via)
     # Mark this incident's pages to this phone answered, so the next "1" goes to the next pending page.

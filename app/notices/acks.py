@@ -9,7 +9,7 @@ from app.auth import service as auth_service
 from app.clock import Clock
 from app.notices import service as notice_service
 from app.notices.models import Notice, NoticeReceipt
-from app.notify import inbound, templates
+from app.notify import inbound
 from app.notify.models import OutboxMessage
 from app.org.models import Person, Unit
 from app.rollcall import chase as rollcall_chase
@@ -22,9 +22,9 @@ def sign_page(session: Session, *, clock: Clock, phone: str, page: OutboxMessage
     person = session.get(Person, page.person_id) if page.person_id is not None else None
     unit = session.get(Unit, receipt.unit_id) if receipt is not None else None
     if row is None or receipt is None or notice is None or person is None or unit is None or person.phone != phone:
-        return inbound.AckOutcome(ok=False, reply=templates.render("ack_nothing_pending", {}))
+        return inbound.AckOutcome.said(False, "ack_nothing_pending", {})
     actor = auth_service.person_principal(session, person.id or 0)
     if notice_service.may_act_for(session, clock=clock, person=person, actor=actor, unit=unit):
         notice_service.sign_receipt(session, clock=clock, notice=notice, receipt=receipt, person=person, via=via)
-        return inbound.AckOutcome(ok=True, reply=templates.render("notice_signed", {"code": notice.code}))
-    return inbound.AckOutcome(ok=False, reply=f"您已不在{unit.name}值班,无法签收 {notice.code}")
+        return inbound.AckOutcome.said(True, "notice_signed", {"code": notice.code})
+    return inbound.AckOutcome.said(False, "notice_not_on_duty", {"unit": unit.name, "code": notice.code})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import update
@@ -31,8 +31,17 @@ _REPLY = re.compile(r"^1\s*([A-Z0-9]{3,10})?$")
 
 @dataclass(frozen=True)
 class AckOutcome:
+    """What an acknowledgement did, and what to answer: `reply` rendered (Twilio's TwiML answer), and the logical
+    template with its parameters (a mainland provider sends only approved templates)."""
+
     ok: bool
     reply: str
+    template: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def said(cls, ok: bool, template: str, params: dict[str, Any]) -> AckOutcome:
+        return cls(ok=ok, reply=templates.render(template, params), template=template, params=params)
 
 
 class Acknowledger(Protocol):
@@ -59,7 +68,7 @@ def default_acknowledger(session: Session, *, clock: Clock, phone: str, page: Ou
     )
     session.flush()
     session.refresh(page)
-    return AckOutcome(ok=True, reply=templates.render("ack_confirmed", {"code": page.incident_code or ""}))
+    return AckOutcome.said(True, "ack_confirmed", {"code": page.incident_code or ""})
 
 
 def routed(by_subject: Mapping[str, Acknowledger], default: Acknowledger) -> Acknowledger:

@@ -251,10 +251,13 @@ def _reply(
         template, params = ("ack_unknown_code", {"code": parsed.code}) if parsed.code else ("ack_nothing_pending", {})
     elif page is not None:
         outcome = acknowledger(session, clock=clock, phone=phone, page=page, via=Channel.sms.value)
-        if not outcome.ok:
+        if outcome.template is not None:  # the answer the acknowledgement chose ("已确认在岗", "已签收", a refusal)
+            template, params = outcome.template, outcome.params
+        elif not outcome.ok:
             result.applied += 1
             return
-        template, params = "ack_confirmed", {"code": page.incident_code or ""}
+        else:
+            template, params = "ack_confirmed", {"code": page.incident_code or ""}
     result.applied += 1
     outbox.enqueue(
         session,

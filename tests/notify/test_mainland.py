@@ -13,10 +13,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from app.auth.principal import Principal
 from app.clock import ManualClock
+from app.db import transaction
+from app.escalation import jobs
 from app.notify.channels import Channel, ChannelMessage, ProviderResult
 from app.notify.dispatcher import Dispatcher
 from app.notify.models import HeldReceipt, OutboxMessage
+from app.rollcall import service as rollcall_service
+from app.rollcall.schemas import RollCallCreate
+from app.roster.models import DutyRole
 from app.runtime.notify import callback_urls
 from tests.factories import PASSWORD, make_person
 from tests.incidents.helpers import Staff, fire, key_for, staff_chain
@@ -226,6 +232,19 @@ def test_a_held_report_whose_send_was_recorded_meanwhile_is_applied_by_the_safet
         row = s.get(OutboxMessage, page)
         assert row is not None and row.status == "undelivered" and "用户关机" in (row.last_error or "")
         assert s.exec(select(HeldReceipt)).all() == []
+
+
+def test_a_roll_call_answered_through_alibaba_is_confirmed_with_its_own_words(
+    engine: Engine, clock: ManualClock, staff: Staff, phone: Callable[[str], Phone]
+) -> None:
+    with transaction(engine) as s:
+        data = RollCallCreate(unit_code="110106", roles=[DutyRole.duty_officer])
+        code = rollcall_service.start(s, clock=clock, actor=Principal.system("t"), data=data).code
+    jobs.run_tick(engine, clock=clock)
+    street = phone(staff("street", "duty_officer").phone).expect_sms("[查岗]", code)
+    # The reply comes by Alibaba Cloud's SmsUp push; the confirmation is the roll-call's, as Twilio's answer is.
+    street.reply(f"1 {code}").expect_sms("已确认在岗", code)
+    phone(staff("district", "duty_officer").phone).reply(f"1 {code}").expect_sms("未找到", code)
 
 
 def test_an_invalid_recipient_fails_the_page_and_the_leader_is_paged_at_once(
