@@ -249,6 +249,7 @@ class Cell:
     wall_end: datetime
     person: PersonBrief | None
     source: str | None
+    whole_day: bool  # from midnight to midnight: shown as 全天 rather than 00:00–00:00
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,7 @@ def month_grid(session: Session, *, actor: Principal, unit_code: str, month: str
                             wall_end=b.astimezone(zone),
                             person=people.get(s.person_id) if s.person_id is not None else None,
                             source=s.source,
+                            whole_day=a == day_start and b == day_end,
                         )
                     )
             cells[role] = pieces

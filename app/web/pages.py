@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,12 +45,17 @@ def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(default_zone()).strftime(fmt)
 
 
-def tel(phone: str | None) -> Markup:
-    """A phone number as a link the phone dials when tapped (空 for none)."""
-    if not phone:
+_PHONE_NUMBER = re.compile(r"^\+?\d[\d -]{5,19}$")
+
+
+def tel(value: str | None) -> Markup:
+    """A phone number as a link the phone dials when tapped; anything else (a webhook's URL) as plain text."""
+    if not value:
         return Markup("")
-    digits = "".join(ch for ch in phone if ch.isdigit() or ch == "+")
-    return Markup('<a class="phone" href="tel:{}">{}</a>').format(digits, escape(phone))
+    if not _PHONE_NUMBER.match(value):
+        return escape(value)
+    digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    return Markup('<a class="phone" href="tel:{}">{}</a>').format(digits, value)
 
 
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))

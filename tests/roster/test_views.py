@@ -68,6 +68,10 @@ def test_the_month_grid_cuts_months_and_days_in_the_units_zone_like_the_csv_expo
     # The rest of the 31st is a gap, and it is the 31st's own gap (00:00–20:00 Beijing), not a UTC day's.
     assert [(c.wall_start.hour, c.wall_end.hour) for c in last.cells["duty_officer"] if c.person is None] == [(0, 20)]
 
+    # Nobody leads on any day: each day is one whole-day gap (shown as 全天), not a midnight-to-midnight range.
+    assert all([(c.person, c.whole_day) for c in d.cells["leader"]] == [(None, True)] for d in january.days)
+    assert not mine[0].whole_day
+
     february = roster_views.month_grid(session, actor=admin, unit_code=STREET, month="2027-02", now=clock.now())
     first = february.days[0]
     morning = [c for c in first.cells["duty_officer"] if c.person is not None]

@@ -9,15 +9,14 @@ from sqlmodel import Session
 
 from app.clock import ManualClock
 from tests.duty import staff
+from tests.web.overflow import assert_no_sideways_scroll
 from tests.web.test_browser import screenshot, sign_in
 
 CITY, DISTRICT = "110000", "110106"
 PHONE = {"width": 390, "height": 844}
 
 
-def _no_horizontal_scroll(page: Any) -> None:
-    wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert wide <= 0, f"{page.url} scrolls sideways by {wide}px at {page.viewport_size['width']}px"
+_no_horizontal_scroll = assert_no_sideways_scroll
 
 
 def test_a_roll_call_answered_live_on_desktop_and_phone(
@@ -34,7 +33,7 @@ def test_a_roll_call_answered_live_on_desktop_and_phone(
     assert page.locator('#rollcall-summary [data-k="posts"]').inner_text() == "32"
     row = page.locator(f'#entries tr[data-unit="{DISTRICT}"][data-role="duty_officer"]')
     assert row.get_attribute("data-state") == "pending" and "待应答" in row.inner_text()
-    screenshot(page, "rollcall.png")
+    screenshot(page, "rollcall-started-desktop.png")
 
     phone = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True)
     other = phone.new_page()
@@ -69,12 +68,13 @@ def test_a_notice_issued_from_the_form_and_signed_from_the_inbox(
     page.click("#notice-form button")
     page.wait_for_selector("#receipts")
     assert page.locator("#receipts tbody tr").count() == 16
-    screenshot(page, "notice.png")
+    screenshot(page, "notice-issued-desktop.png")
 
     phone = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True)
     other = phone.new_page()
     sign_in(other, console_url, f"duty_officer.{DISTRICT}")
-    other.click("text=通知")
+    other.click("#menu-button")  # on a phone the navigation is behind the menu button
+    other.click("header.top nav >> text=通知")
     card = other.locator("#inbox article.notice").first
     assert "关于做好强降雨防范的通知" in card.inner_text() and card.get_attribute("data-state") == "pending"
     _no_horizontal_scroll(other)

@@ -17,6 +17,7 @@ from app.main import create_app
 from tests.factories import PASSWORD, make_person
 from tests.hazards.helpers import DISTRICT, STREET, image_bytes
 from tests.notify.live import LiveServer
+from tests.web.overflow import assert_no_sideways_scroll
 
 PHONE = {"width": 390, "height": 844}
 
@@ -47,9 +48,7 @@ def sign_in(page: Any, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/console/hazards")
 
 
-def no_sideways_scroll(page: Any) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+no_sideways_scroll = assert_no_sideways_scroll
 
 
 def test_report_on_a_phone_and_verify_on_a_desktop(
@@ -90,7 +89,8 @@ def test_report_on_a_phone_and_verify_on_a_desktop(
     assert page.evaluate("document.querySelector('#photos img').naturalWidth") == 1200
     assert "隐患已登记" in page.inner_text(".flash.ok")
     no_sideways_scroll(page)
-    page.click("text=隐患排查")
+    page.click("#menu-button")  # on a phone the navigation is behind the menu button
+    page.click("header.top nav >> text=隐患排查")
     page.wait_for_selector("#stats")
     no_sideways_scroll(page)
     phone.close()

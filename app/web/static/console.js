@@ -10,6 +10,15 @@
     if (question && !window.confirm(question)) { ev.preventDefault(); }
   });
 
+  // On a phone the navigation folds behind the menu button (console.css); the button opens and closes it.
+  var menu = document.getElementById("menu-button");
+  if (menu) {
+    menu.addEventListener("click", function () {
+      var open = menu.closest("header").classList.toggle("open");
+      menu.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
   function pad(n) { return (n < 10 ? "0" : "") + n; }
 
   // Every element with data-deadline (ISO instant) shows the time left; the offset between the server's clock and
