@@ -243,3 +243,27 @@ def test_a_street_leader_signs_for_the_tier_on_a_phone(browser: Any, world: Worl
     visit(page, f"{world.url}/console/incidents/{world.ids['incident_id']}", "the incident after signing")
     assert "已签收" in page.locator('#tiers [data-tier="street"]').inner_text()
     context.close()
+
+
+def test_the_board_shows_a_new_incident_without_a_reload(
+    browser: Any, world: World, session: Session, clock: ManualClock
+) -> None:
+    context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    sign_in(page, world.url, f"duty_officer.{STREET}")
+    before = page.locator("#waiting article.incident").count()
+    page.evaluate("window.scrollTo(0, 200); window.dutylineMark = 'same page'")
+    created = httpx.post(
+        f"{world.url}/api/v1/incidents",
+        json=fire(external_id="119-20260418-0077", title="燃气管道泄漏", category="gas"),
+        headers=key_for(session, clock, "119-gas"),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    page.wait_for_selector(f'#waiting article[data-code="{created.json()["code"]}"]')  # the board's next poll
+    assert page.locator("#waiting article.incident").count() == before + 1
+    assert page.evaluate("window.dutylineMark") == "same page"  # swapped in place, not reloaded
+    assert page.evaluate("window.scrollY") == 200  # and the reader keeps their place
+    assert_no_sideways_scroll(page, "the board after it refreshed")
+    context.close()
