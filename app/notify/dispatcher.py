@@ -264,7 +264,7 @@ class Dispatcher:
                     t.c.robot_id,
                 )
                 .where(due)
-                .order_by(t.c.next_attempt_at, t.c.id)
+                .order_by(t.c.priority, t.c.next_attempt_at, t.c.id)
             )
             locking = is_postgres(session)
             rows = list(

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text
+from sqlalchemy import JSON, Column, Index, SmallInteger, String, Text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime
@@ -59,7 +59,10 @@ class OutboxMessage(SQLModel, table=True):
     """One message to the outside world, written in the transaction of the change that caused it."""
 
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_message_due", "status", "next_attempt_at"),
+        Index("ix_outbox_message_due_priority", "status", "priority", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(sa_column=Column(String(16), nullable=False))
@@ -67,6 +70,8 @@ class OutboxMessage(SQLModel, table=True):
     recipient: str = Field(sa_column=Column(String(500), nullable=False, index=True))
     template: str = Field(max_length=40)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The dispatcher takes due rows gravest first: 1-4 for a level I-IV incident's pages, 5 for everything else.
+    priority: int = Field(default=5, sa_column=Column(SmallInteger, nullable=False, server_default="5"))
     # Rendered at enqueue time, so what was said is on record even if templates change later.
     body: str = Field(sa_column=Column(Text, nullable=False))
     dedup_key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))

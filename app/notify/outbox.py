@@ -54,6 +54,11 @@ def _after_rollback(session: OrmSession) -> None:
     session.info.pop(_WAKE_FLAG, None)
 
 
+# Gravest first when the dispatcher has more due than it can send at once (a burst): by the incident's level.
+PRIORITY = {"I": 1, "II": 2, "III": 3, "IV": 4}
+OTHER_PRIORITY = 5
+
+
 def message(
     *,
     clock: Clock,
@@ -83,6 +88,7 @@ def message(
     text = body if body is not None else templates.render(template, params)
     now = clock.now()
     return {
+        "priority": PRIORITY.get(str(params.get("level", "")), OTHER_PRIORITY),
         "channel": channel,
         "recipient": to,
         "template": template,

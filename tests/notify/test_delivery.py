@@ -169,3 +169,18 @@ def test_status_receipts_accept_any_rotated_token(
     assert _rows(engine)[0].status == "delivered"
     assert page == _rows(engine)[0].id
     clock.advance(timedelta(seconds=1))
+
+
+def test_in_a_backlog_the_gravest_pages_go_first(engine: Engine, clock: ManualClock, service: Service) -> None:
+    # A burst left more due than one round sends: level IV pages queued first, then a level I and a level III.
+    fourth = [enqueue_page(engine, clock, phone=f"+8613700000{i:03d}", incident_id=i, code=f"F{i:03d}", level="IV")
+              for i in range(4)]  # fmt: skip
+    clock.advance(seconds=1)
+    grave = enqueue_page(engine, clock, phone="+8613700000900", incident_id=900, code="G900", level="I")
+    third = enqueue_page(engine, clock, phone="+8613700000901", incident_id=901, code="G901", level="III")
+    order = []
+    for _ in range(6):
+        report = service.dispatcher.run_once(limit=1)
+        assert report.claimed == 1
+        order += [r.id for r in _rows(engine) if r.status in ("sent", "delivered") and r.id not in order]
+    assert order == [grave, third, *fourth]
