@@ -156,7 +156,7 @@ def console_pages(world: World) -> list[tuple[str, str]]:
     NOT_PAGES fails the test, so a new page is never skipped silently."""
     out = []
     for path, route in get_routes(world.app.routes):
-        if not path.startswith("/console") or "GET" not in route.methods:
+        if not path.startswith("/console") or "GET" not in (route.methods or set()):
             continue
         if path in NOT_PAGES:
             continue
