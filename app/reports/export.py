@@ -13,10 +13,11 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from app import labels
 from app.reports.schemas import LEVELS, TIERS, AccountabilityReport, Figures, UnitFigures, WeekFigures
 
-LEVEL_LABELS = {"I": "I级(特别重大)", "II": "II级(重大)", "III": "III级(较大)", "IV": "IV级(一般)"}
-TIER_LABELS = {"street": "街道", "district": "区", "city": "市"}
+LEVEL_LABELS = {level: labels.level(level) for level in LEVELS}  # 一般(IV级): never "IV级" alone
+TIER_LABELS = labels.TIER_LEVELS  # 街道级, 区级, 市级
 DURATION_FORMAT = "[h]:mm:ss"
 RATE_FORMAT = "0.0%"
 

@@ -133,8 +133,8 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
     book = openpyxl.load_workbook(io.BytesIO(x.content))
     assert book.sheetnames == ["事件与报告", "签收用时", "查岗", "通知签收", "隐患", "按周", "说明"]
     incidents = _table(book["事件与报告"])
-    assert incidents[S1] == {"单位代码": S1, "单位": rows[S1]["unit_name"], "事件数": 2, "I级(特别重大)": 0,
-                             "II级(重大)": 0, "III级(较大)": 0, "IV级(一般)": 2, "首报迟报": 1,
+    assert incidents[S1] == {"单位代码": S1, "单位": rows[S1]["unit_name"], "事件数": 2, "特别重大(I级)": 0,
+                             "重大(II级)": 0, "较大(III级)": 0, "一般(IV级)": 2, "首报迟报": 1,
                              "续报迟报": 1}  # fmt: skip
     assert incidents[DISTRICT]["事件数"] == 3 and incidents[DISTRICT]["单位"] == "丰台区(合计)"
     sheet = book["签收用时"]
@@ -151,15 +151,15 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
         "越级次数",
     ]
     by_tier = {(r[0].value, r[2].value): r for r in sheet.iter_rows(min_row=2)}
-    total_street = by_tier[(DISTRICT, "街道")]
+    total_street = by_tier[(DISTRICT, "街道级")]
     assert [c.value for c in total_street[3:6]] == [3, 3, 3] and total_street[8].value == 1
     for cell, seconds in ((total_street[6], 120), (total_street[7], 600)):
         assert isinstance(cell.value, timedelta), cell.value
         assert round(cell.value.total_seconds(), 3) == seconds
         assert cell.number_format == "[h]:mm:ss"
-    district_s1 = by_tier[(S1, "区")]
+    district_s1 = by_tier[(S1, "区级")]
     assert [round(c.value.total_seconds(), 3) for c in district_s1[6:8]] == [300, 348]
-    assert by_tier[(S1, "市")][6].value is None and by_tier[(S1, "市")][8].value is None
+    assert by_tier[(S1, "市级")][6].value is None and by_tier[(S1, "市级")][8].value is None
     rollcall = _table(book["查岗"])
     assert rollcall[DISTRICT]["应答率"] == 0.5 and book["查岗"]["H2"].number_format == "0.0%"
     assert rollcall[S2] == {"单位代码": S2, "单位": rows[S2]["unit_name"], "查岗岗位数": 1, "应答": 0, "未应答": 1,
@@ -176,13 +176,13 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
     table = list(csv.DictReader(io.StringIO(c.content.decode("utf-8-sig"))))
     assert [t["单位代码"] for t in table] == [*month.streets, DISTRICT]
     s1 = next(t for t in table if t["单位代码"] == S1)
-    assert (s1["事件数"], s1["街道签收用时中位数(秒)"], s1["街道签收用时P90(秒)"], s1["街道越级次数"]) == (
+    assert (s1["事件数"], s1["街道级签收用时中位数(秒)"], s1["街道级签收用时P90(秒)"], s1["街道级越级次数"]) == (
         "2",
         "420.0",
         "660.0",
         "1",
     )
-    assert (s1["市签收用时中位数(秒)"], s1["应答率"], s1["逾期未整改"]) == ("", "1.0", "1")
+    assert (s1["市级签收用时中位数(秒)"], s1["应答率"], s1["逾期未整改"]) == ("", "1.0", "1")
 
 
 def _table(sheet: Any) -> dict[str, dict[str, Any]]:
