@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app import labels
 from app.clock import Clock
 from app.notify import budget, outbox, templates
 from app.notify import robots as robot_service
@@ -35,8 +36,9 @@ class Shaped:
 
 
 def shown(channels: list[str]) -> str:
-    """Channels as a timeline names them ("sms/voice/robot"): a unit's robots are one "robot"."""
-    return "/".join(dict.fromkeys(channel.partition(":")[0] for channel in channels))
+    """Channels as a timeline names them ("短信/电话/群机器人"): a unit's robots are one "群机器人"."""
+    codes = dict.fromkeys(channel.partition(":")[0] for channel in channels)
+    return "/".join(labels.label("channels", code) for code in codes)
 
 
 def shape(

@@ -166,7 +166,7 @@ def test_a_page_posts_to_the_units_dingtalk_group_signed_and_mentioning_who_is_o
     [row] = [n for n in notes if n["channel"] == "robot"]
     assert row["to"] == f"robot:{robot_id}" and row["status"] == "delivered"
     timeline = get(f"{service.url}/api/v1/incidents/{inc['id']}", headers=key).json()["timeline"]
-    assert any(e["kind"] == "page" and "robot" in e["message"] for e in timeline)
+    assert any(e["kind"] == "page" and "群机器人" in e["message"] for e in timeline)
 
     # Five minutes later the tick pages the leader and reminds the officer: one message, both mentioned.
     clock.advance(minutes=5)
