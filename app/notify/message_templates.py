@@ -330,13 +330,20 @@ class TemplateBook:
         return cls(lambda: document, ttl=float("inf"))
 
 
+PROVIDER_HEADINGS = {
+    "aliyun": "Alibaba Cloud SMS (`aliyun`)",
+    "tencent": "Tencent Cloud SMS (`tencent`)",
+    "aliyun_voice": "Alibaba Cloud voice (`aliyun_voice`, TTS templates)",
+}
+
+
 def approval_table(document: TemplatesDocument | None = None) -> str:
     """The texts to submit for approval, per provider, as a Markdown table (docs/operations.md)."""
     doc = document or demo_document()
     lines: list[str] = []
     for provider, book in doc.providers.items():
         lines += [
-            f"### {provider}",
+            f"#### {PROVIDER_HEADINGS.get(provider, provider)}",
             "",
             "| logical template | demo id | text to get approved | variables |",
             "|---|---|---|---|",
