@@ -2,7 +2,8 @@
 folds behind a menu button on the phone, and a tier signs for an incident (签收) from the phone's board.
 
 The pages are listed from the app's own routes under /console, so a page added later is visited too (or the test
-says it has not been classified). With DUTYLINE_SCREENSHOTS=1 the tests write docs/screenshots/<page>-<layout>.png.
+says it has not been classified). With DUTYLINE_SCREENSHOTS=1 the tests write docs/screenshots/<page>-<layout>.png
+(DUTYLINE_SCREENSHOT_DIR elsewhere, DUTYLINE_SCREENSHOT_FULL=1 whole pages rather than the first screen).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from tests.notify.live import LiveServer
 from tests.web.overflow import DESKTOP, NARROW_PHONE, PHONE, assert_no_sideways_scroll, visit
 
 CITY, DISTRICT, STREET = "110000", "110106", "110106001"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("DUTYLINE_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+)
 
 # GET routes under /console that are not pages of their own, and why.
 NOT_PAGES = {
@@ -69,7 +72,9 @@ class World:
 def screenshot(page: Any, name: str, *, full: bool = False) -> None:
     if os.environ.get("DUTYLINE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{name}.png"), full_page=full or bool(os.environ.get("DUTYLINE_SCREENSHOT_FULL"))
+        )
 
 
 def _token(base: str, username: str) -> dict[str, str]:
