@@ -66,6 +66,7 @@ from app.schemas import ErrorBody
 from app.web import console, console_incidents
 from app.web import notices as console_notices
 from app.web import pages as console_pages
+from app.web import reports as console_reports
 from app.web import rollcall as console_rollcall
 
 log = logging.getLogger("dutyline")
@@ -244,7 +245,7 @@ def create_app(
     sms_budget.set_daily_budget(settings.sms_daily_budget)
     for module in (health, auth, units, people, agencies, audit, rosters, shifts, oncall, incidents, rules,
                    heartbeats, webhooks, robots, twilio, callbacks, message_templates, console, console_incidents,
-                   rollcalls, notices, console_rollcall, console_notices, reports):  # fmt: skip
+                   rollcalls, notices, console_rollcall, console_notices, reports, console_reports):  # fmt: skip
         app.include_router(module.router)
     console_pages.install(app)
     hazard_routes.install(app, settings)

@@ -60,6 +60,11 @@ class Scope:
     end: datetime
     now: datetime
     dialect: str
+    # One incident only (its review page): the same definitions over that incident's rows.
+    incident_id: int | None = None
+
+    def incident_filter(self) -> ColumnElement[bool] | None:
+        return None if self.incident_id is None else I.id == self.incident_id
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -94,7 +99,10 @@ def incidents(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, 
         )
         .where(
             sql.where_all(
-                I.created_at >= scope.start, I.created_at < scope.end, sql.in_subtree(I.unit_path, scope.root)
+                I.created_at >= scope.start,
+                I.created_at < scope.end,
+                sql.in_subtree(I.unit_path, scope.root),
+                scope.incident_filter(),
             )
         )
         .subquery()
@@ -145,6 +153,7 @@ def tiers(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, dict
                 I.created_at >= scope.start,
                 I.created_at < scope.end,
                 sql.in_subtree(I.unit_path, scope.root),
+                scope.incident_filter(),
             )
         )
         .cte("required_tier")
