@@ -244,6 +244,10 @@ FIELDS: dict[str, str] = {
 # The hazard forms name two fields their own way.
 HAZARD_FIELDS: dict[str, str] = {**FIELDS, "person": "整改责任人", "tier": "督办层级"}
 
+# The accountability page (问效问责): the periods it offers and the names of its query fields.
+REPORT_PERIODS: dict[str, str] = {"month": "本月", "week": "本周", "custom": "自定义"}
+REPORT_FIELDS: dict[str, str] = {"unit": "单位", "from": "起始日期", "to": "截止日期", "format": "格式"}
+
 GROUPS: dict[str, Mapping[str, str]] = {
     "categories": CATEGORIES,
     "duty_roles": DUTY_ROLES,
@@ -251,6 +255,7 @@ GROUPS: dict[str, Mapping[str, str]] = {
     "report_kinds": REPORT_KINDS,
     "tiers": TIERS,
     "tier_levels": TIER_LEVELS,
+    "report_periods": REPORT_PERIODS,
     "severities": SEVERITIES,
     "colors": SEVERITY_COLORS,
     "statuses": INCIDENT_STATUSES,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from app import labels
 from app.errors import DomainError
 from app.incidents import service as incident_service
 from app.reports import export, review
@@ -23,9 +24,10 @@ from app.web.pages import ViewerDep, render, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
-PERIODS = {"month": "本月", "week": "本周", "custom": "自定义"}
-TIERS = {"street": "街道", "district": "区", "city": "市"}
-FIELDS = {"unit": "单位", "from": "起始日期", "to": "截止日期", "format": "格式"}
+PERIODS = labels.REPORT_PERIODS
+FIELDS = labels.REPORT_FIELDS
+# Bottom up, as an incident climbs: 街道级, 区级, 市级.
+TIERS = {t: labels.TIER_LEVELS[t] for t in ("street", "district", "city")}
 
 
 def _parse_day(value: str) -> date | None:

@@ -65,7 +65,7 @@
     xAxis: { type: "value", name: "分钟", nameLocation: "end" },
     yAxis: { type: "category", data: names, axisLabel: { width: narrow ? 72 : 140, overflow: "truncate" } },
     series: Object.keys(tierNames).map(function (t) {
-      return { name: tierNames[t] + "级", type: "bar", data: data.ack[t].slice().reverse() };
+      return { name: tierNames[t], type: "bar", data: data.ack[t].slice().reverse() };
     })
   }, data.units.length);
 
@@ -77,7 +77,7 @@
     yAxis: [{ type: "value", name: "事件数", minInterval: 1 }, { type: "value", name: "分钟" }],
     series: [{ name: "事件数", type: "line", data: data.weeks.incidents }].concat(
       Object.keys(tierNames).map(function (t) {
-        return { name: tierNames[t] + "级签收中位", type: "line", yAxisIndex: 1, connectNulls: true,
+        return { name: tierNames[t] + "签收中位", type: "line", yAxisIndex: 1, connectNulls: true,
                  data: data.weeks.ack[t], tooltip: { valueFormatter: minutes } };
       })
     )
