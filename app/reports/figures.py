@@ -4,11 +4,12 @@ tiers), and only the two values around each percentile come back to be interpola
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, text
+from sqlalchemy import String, and_, case, cast, exists, func, literal_column, or_, select, text, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -75,8 +76,29 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
-def incidents(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, IncidentFigures]:
-    key = group.key(I.unit_path, I.created_at).label("k")
+def _fan(base: Any, groups: Sequence[sql.Grouping], *columns: str) -> Any:
+    """The base rows once per grouping, tagged `g` (its index) and `k` (the row's group in it), in one UNION ALL:
+    one scan of the base, however many ways it is grouped."""
+    parts = [
+        select(
+            literal_column(str(i)).label("g"),
+            # One type for every grouping's key in the UNION (a unit code, a week number as text).
+            cast(grp.key(base.c.path, base.c.at), String).label("k"),
+            *(base.c[c] for c in columns),
+        )
+        for i, grp in enumerate(groups)
+    ]
+    return union_all(*parts).subquery("fanned") if len(parts) > 1 else parts[0].subquery("fanned")
+
+
+def _materialized(base: Any) -> Any:
+    # Read once however often it is referenced (PostgreSQL would inline it into each use; SQLite materialises a CTE
+    # used more than once by itself).
+    return base.prefix_with("MATERIALIZED", dialect="postgresql")
+
+
+def incidents(session: Session, scope: Scope, groups: Sequence[sql.Grouping]) -> list[dict[Any, IncidentFigures]]:
+    """Per group of each grouping: incidents by level, first reports late, follow-up deadlines missed."""
     late_mark = TL.data["report"].as_string()
     first_marked = exists().where(TL.incident_id == I.id, TL.kind == "late", late_mark == "first")
     first_filed_late = exists().where(RP.incident_id == I.id, RP.kind == ReportKind.first, RP.late.is_(True))
@@ -90,9 +112,10 @@ def incidents(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, 
         .where(RP.incident_id == I.id, RP.kind.in_([ReportKind.follow_up, ReportKind.final]), RP.late.is_(True))
         .scalar_subquery()
     )
-    rows = (
+    base = _materialized(
         select(
-            key,
+            I.unit_path.label("path"),
+            I.created_at.label("at"),
             I.severity.label("severity"),
             case((or_(first_marked, first_filed_late), 1), else_=0).label("first_late"),
             case((marks > filed, marks), else_=filed).label("follow_up_late"),
@@ -105,19 +128,21 @@ def incidents(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, 
                 scope.incident_filter(),
             )
         )
-        .subquery()
+        .cte("period_incident")
     )
+    rows = _fan(base, groups, "severity", "first_late", "follow_up_late")
     stmt = select(
+        rows.c.g,
         rows.c.k,
         func.count(),
         *(_count(rows.c.severity == level) for level in LEVELS),
         func.sum(rows.c.first_late),
         func.sum(rows.c.follow_up_late),
-    ).group_by(rows.c.k)
-    out: dict[Any, IncidentFigures] = {}
-    for k, total, *levels_and_late in session.execute(stmt).all():
+    ).group_by(rows.c.g, rows.c.k)
+    out: list[dict[Any, IncidentFigures]] = [{} for _ in groups]
+    for g, k, total, *levels_and_late in session.execute(stmt).all():
         *levels, first_late, follow_up_late = levels_and_late
-        out[group.label(k)] = IncidentFigures(
+        out[int(g)][groups[int(g)].label(k)] = IncidentFigures(
             total=_int(total),
             by_level={level: _int(n) for level, n in zip(LEVELS, levels, strict=True)},
             first_report_late=_int(first_late),
@@ -130,17 +155,19 @@ def empty_incidents() -> IncidentFigures:
     return IncidentFigures(total=0, by_level=dict.fromkeys(LEVELS, 0), first_report_late=0, follow_up_late=0)
 
 
-def tiers(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, dict[str, TierFigures]]:
-    """Per group and tier: required, acknowledged, passed over, and the percentiles of the time to acknowledge."""
+def tiers(session: Session, scope: Scope, groups: Sequence[sql.Grouping]) -> list[dict[Any, dict[str, TierFigures]]]:
+    """Per group of each grouping and tier: required, acknowledged, passed over, and the percentiles of the time to
+    acknowledge, in one query: the period's required tier rows are read once (each with its first page, one index
+    look-up), ranked by their time within each group, and only the ranks around each percentile are kept."""
     first_page = (
         select(func.min(TL.at))
         .where(TL.incident_id == IT.incident_id, TL.kind == "page", TL.tier == IT.tier, TL.at >= IT.required_at)
         .scalar_subquery()
     )
-    key = group.key(I.unit_path, I.created_at).label("k")
-    base = (
+    base = _materialized(
         select(
-            key,
+            I.unit_path.label("path"),
+            I.created_at.label("at"),
             IT.tier.label("tier"),
             IT.step.label("step"),
             IT.acknowledged_at.label("ack"),
@@ -162,52 +189,51 @@ def tiers(session: Session, scope: Scope, group: sql.Grouping) -> dict[Any, dict
     timed = case(
         (and_(base.c.ack.is_not(None), base.c.paged.is_not(None)), func.round(case((seconds < 0, 0), else_=seconds)))
     )
-    counts = select(
-        base.c.k,
-        base.c.tier,
-        func.count(),
-        func.count(base.c.ack),
-        func.count(timed),
-        _count(and_(base.c.step >= 2, base.c.tier != Tier.city)),
-    ).group_by(base.c.k, base.c.tier)
-    out: dict[Any, dict[str, TierFigures]] = {}
-    found: dict[tuple[Any, str], tuple[int, int, int, int]] = {}
-    for k, tier, required, acked, n_timed, passed in session.execute(counts).all():
-        found[(k, tier)] = (_int(required), _int(acked), _int(n_timed), _int(passed))
-    ranked = (
-        select(
-            base.c.k,
-            base.c.tier,
-            timed.label("s"),
-            func.row_number().over(partition_by=(base.c.k, base.c.tier), order_by=timed).label("rn"),
-            func.count().over(partition_by=(base.c.k, base.c.tier)).label("n"),
-        )
-        .where(timed.is_not(None))
-        .subquery()
+    timed_base = select(base.c.path, base.c.at, base.c.tier, base.c.step, base.c.ack, timed.label("s")).subquery(
+        "timed"
     )
+    fanned = _fan(timed_base, groups, "tier", "step", "ack", "s")
+    part = (fanned.c.g, fanned.c.k, fanned.c.tier)
+    # Untimed rows rank after the timed ones (NULLS LAST written out: SQLite puts NULLs first).
+    ranked = select(
+        *part,
+        fanned.c.step,
+        fanned.c.ack,
+        fanned.c.s,
+        func.row_number().over(partition_by=part, order_by=(fanned.c.s.is_(None), fanned.c.s)).label("rn"),
+        func.count(fanned.c.s).over(partition_by=part).label("n"),
+    ).subquery("ranked")
     picks = []
     for num, den in sql.PERCENTILES.values():
         low = sql.low_rank(ranked.c.n, num, den)
         picks += [
             func.max(case((ranked.c.rn == low, ranked.c.s))),
-            func.max(case((ranked.c.rn == low + 1, ranked.c.s))),
+            func.max(case((and_(ranked.c.rn == low + 1, ranked.c.rn <= ranked.c.n), ranked.c.s))),
         ]
-    percentiles = select(ranked.c.k, ranked.c.tier, ranked.c.n, *picks).group_by(ranked.c.k, ranked.c.tier, ranked.c.n)
-    values: dict[tuple[Any, str], list[float | None]] = {}
-    for k, tier, n, *pairs in session.execute(percentiles).all():
-        values[(k, tier)] = [
-            sql.interpolate(int(n), num, den, pairs[2 * i], pairs[2 * i + 1])
+    stmt = select(
+        ranked.c.g,
+        ranked.c.k,
+        ranked.c.tier,
+        func.count(),
+        func.count(ranked.c.ack),
+        func.max(ranked.c.n),
+        _count(and_(ranked.c.step >= 2, ranked.c.tier != Tier.city)),
+        *picks,
+    ).group_by(ranked.c.g, ranked.c.k, ranked.c.tier)
+    out: list[dict[Any, dict[str, TierFigures]]] = [{} for _ in groups]
+    for g, k, tier, required, acked, n_timed, passed, *pairs in session.execute(stmt).all():
+        n = _int(n_timed)
+        median, p90 = (
+            sql.interpolate(n, num, den, pairs[2 * i], pairs[2 * i + 1])
             for i, (num, den) in enumerate(sql.PERCENTILES.values())
-        ]
-    for (k, tier), (required, acked, n_timed, passed) in found.items():
-        median, p90 = values.get((k, tier), [None, None])
-        out.setdefault(group.label(k), empty_tiers())[tier] = TierFigures(
-            required=required,
-            acknowledged=acked,
-            timed=n_timed,
+        )
+        out[int(g)].setdefault(groups[int(g)].label(k), empty_tiers())[tier] = TierFigures(
+            required=_int(required),
+            acknowledged=_int(acked),
+            timed=n,
             ack_seconds_median=median,
             ack_seconds_p90=p90,
-            passed_over=None if tier == Tier.city else passed,
+            passed_over=None if tier == Tier.city else _int(passed),
         )
     return out
 

@@ -144,8 +144,8 @@ def review(session: Session, incident: Incident, *, now: datetime) -> Review:
         incident_id=incident.id,
     )
     group = sql.whole(root)
-    found = figures.incidents(session, scope, group).get(root.code) or figures.empty_incidents()
-    tiers = figures.tiers(session, scope, group).get(root.code) or figures.empty_tiers()
+    found = figures.incidents(session, scope, [group])[0].get(root.code) or figures.empty_incidents()
+    tiers = figures.tiers(session, scope, [group])[0].get(root.code) or figures.empty_tiers()
     return Review(
         incident=incident,
         tiers=lines,

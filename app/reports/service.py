@@ -73,14 +73,20 @@ def _figures(by_section: dict[str, dict[Any, Any]], key: Any) -> dict[str, Any]:
     }
 
 
-def _sections(session: Session, scope: figures.Scope, group: sql.Grouping) -> dict[str, dict[Any, Any]]:
-    return {
-        "incidents": figures.incidents(session, scope, group),
-        "tiers": figures.tiers(session, scope, group),
-        "rollcall": figures.rollcall(session, scope, group),
-        "notices": figures.notices(session, scope, group),
-        "hazards": figures.hazards(session, scope, group),
-    }
+def _sections(session: Session, scope: figures.Scope, groups: list[sql.Grouping]) -> list[dict[str, dict[Any, Any]]]:
+    """Every section for each grouping; the two heavy sections read their rows once for all the groupings."""
+    incidents = figures.incidents(session, scope, groups)
+    tiers = figures.tiers(session, scope, groups)
+    return [
+        {
+            "incidents": incidents[i],
+            "tiers": tiers[i],
+            "rollcall": figures.rollcall(session, scope, group),
+            "notices": figures.notices(session, scope, group),
+            "hazards": figures.hazards(session, scope, group),
+        }
+        for i, group in enumerate(groups)
+    ]
 
 
 def _has_any(f: dict[str, Any]) -> bool:
@@ -105,22 +111,28 @@ def accountability(
     dialect = session.get_bind().dialect.name
     scope = figures.Scope(root=unit, start=start, end=end, now=now, dialect=dialect)
     children = children_of(session, unit)
+    groups = [sql.whole(unit)]
+    if children:
+        groups.append(sql.by_child(unit, children))
+    if weeks:
+        groups.append(sql.by_week(dialect, start))
+    found = _sections(session, scope, groups)
+    total_sections = found[0]
+    total = UnitFigures(unit_code=unit.code, unit_name=unit.name, own=False, **_figures(total_sections, unit.code))
     rows: list[UnitFigures] = []
     if children:
-        per_child = _sections(session, scope, sql.by_child(unit, children))
+        per_child = found[1]
         own = _figures(per_child, unit.code)
         if _has_any(own):
             rows.append(UnitFigures(unit_code=unit.code, unit_name=f"{unit.name}(本级)", own=True, **own))
         rows += [
             UnitFigures(unit_code=c.code, unit_name=c.name, own=False, **_figures(per_child, c.code)) for c in children
         ]
-    total_sections = _sections(session, scope, sql.whole(unit))
-    total = UnitFigures(unit_code=unit.code, unit_name=unit.name, own=False, **_figures(total_sections, unit.code))
-    if not children:
+    else:
         rows.append(total.model_copy(update={"own": True}))
     week_rows: list[WeekFigures] = []
     if weeks:
-        per_week = _sections(session, scope, sql.by_week(dialect, start))
+        per_week = found[-1]
         count = ((period.end - period.start).days + 6) // 7
         week_rows = [
             WeekFigures(week=w, start=period.start + timedelta(days=7 * w), **_figures(per_week, w))

@@ -79,7 +79,7 @@ def by_week(dialect: str, start: datetime) -> Grouping:
             return cast(func.floor(seconds / WEEK_SECONDS), Integer)
         return cast(seconds / WEEK_SECONDS, Integer)  # never negative here: truncation is the floor
 
-    return Grouping(key, lambda k: int(k))
+    return Grouping(key, lambda k: int(k))  # read back as text from a UNION of groupings
 
 
 def _utc_type() -> Any:
