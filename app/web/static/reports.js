@@ -72,8 +72,8 @@
   draw("chart-trend", {
     tooltip: { trigger: "axis" },
     legend: legend,
-    grid: grid,
-    xAxis: { type: "category", data: data.weeks.labels, name: "周起始" },
+    grid: { left: 8, right: 16, top: 64, bottom: 8, containLabel: true },
+    xAxis: { type: "category", data: data.weeks.labels },
     yAxis: [{ type: "value", name: "事件数", minInterval: 1 }, { type: "value", name: "分钟" }],
     series: [{ name: "事件数", type: "line", data: data.weeks.incidents }].concat(
       Object.keys(tierNames).map(function (t) {
