@@ -94,3 +94,26 @@ def test_reports_read_the_replica_when_one_is_set(
         assert r.status_code == 200, r.text
         assert r.json()["total"]["incidents"]["total"] == 0
         assert [row["unit_code"] for row in r.json()["rows"]][:1] == [STREET]
+
+
+def test_things_placed_at_the_district_itself_have_their_own_row(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    key = key_for(session, clock, "rp-own")
+    for n, unit in enumerate((DISTRICT, DISTRICT, STREET)):
+        body = fire(external_id=f"rp-own-{n}", unit_code=unit)
+        assert client.post("/api/v1/incidents", json=body, headers=key).status_code == 201
+    admin = signed_in(client, session, clock, unit=DISTRICT, roles=["unit_admin"])
+    body = client.get(URL, params={"unit": DISTRICT}, headers=admin).json()
+    own = body["rows"][0]
+    assert (own["unit_code"], own["own"], own["unit_name"]) == (DISTRICT, True, "丰台区(本级)")
+    assert own["incidents"]["total"] == 2 and own["tiers"]["street"]["required"] == 0
+    assert own["tiers"]["district"]["required"] == 2
+    street = next(r for r in body["rows"] if r["unit_code"] == STREET)
+    assert street["incidents"]["total"] == 1 and street["own"] is False
+    assert body["total"]["incidents"]["total"] == 3
+    # The city's row for 丰台区 holds all three.
+    city = signed_in(client, session, clock, unit="110000", roles=["viewer"])
+    by_city = client.get(URL, params={"unit": "110000"}, headers=city).json()
+    assert [r["own"] for r in by_city["rows"]] == [False] * 16
+    assert next(r for r in by_city["rows"] if r["unit_code"] == DISTRICT)["incidents"]["total"] == 3
