@@ -99,7 +99,14 @@ def enqueue(engine: object, n: int, tag: str, unit: str, prefix: str = "+86137")
                         channel="sms",
                         to=f"{prefix}{i:08d}",
                         template="incident_page",
-                        params={"level": "IV", "category": "fire", "unit": unit, "title": "压测", "code": f"B{i}"},
+                        params={
+                            "level": "IV",
+                            "category": "fire",
+                            "unit": unit,
+                            "title": "压测",
+                            "code": f"B{i}",
+                            "window_seconds": 300,
+                        },
                         dedup_key=f"{tag}:{i}",
                     ),
                 )

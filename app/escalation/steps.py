@@ -33,7 +33,7 @@ from app.escalation.rules import service as rules_service
 from app.escalation.rules.schemas import LevelRule, RulesDocument
 from app.incidents import timeline
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, TimelineEntry
-from app.notify import paging
+from app.notify import paging, templates
 from app.org import units as unit_service
 from app.org.models import TIER_ORDER, Person, Tier, Unit, tier_above
 from app.roster import service as roster_service
@@ -95,6 +95,15 @@ class Context:
             "category": inc.category,
             "title": inc.title,
             "unit": where.name if where else "",
+            "address": inc.address,
+            "casualties": {
+                "deaths": inc.deaths,
+                "injuries": inc.serious_injuries,
+                "trapped": inc.trapped,
+                "missing": inc.missing,
+            },
+            # The window this level's rule gives each step: what the text tells the reader to answer within.
+            "window_seconds": self.rule.ack_window_seconds,
             **extra,
         }
 
@@ -205,10 +214,10 @@ def _info_notice(inc: Incident) -> dict[str, Any]:
     return {"key": f"info-{inc.severity}", "role": DUTY_OFFICER, "template": "incident_info"}
 
 
-def apply_plan(ctx: Context, *, reason: str, regraded: bool = False) -> list[IncidentTier]:
+def apply_plan(ctx: Context, *, reason: str, regraded_from: Severity | None = None) -> list[IncidentTier]:
     """Bring the tier rows to the incident's current level: newly required tiers start now (their first step
-    due); after a rise (`regraded`), tiers still waiting on their duty officer get their leader at once if the new
-    level says so; newly informed tiers get their notice. A tier never stops being required once it was."""
+    due); newly informed tiers get their notice. After a rise from `regraded_from`, every tier already involved
+    is texted the new level (`_regrade_notices`). A tier never stops being required once it was."""
     inc = ctx.incident
     p = plan(ctx.rules, Severity(inc.severity), sensitive=inc.sensitive, tiers=ctx.units.keys())
     inc.lead_tier = p.lead
@@ -220,20 +229,42 @@ def apply_plan(ctx: Context, *, reason: str, regraded: bool = False) -> list[Inc
         if state is None:
             continue
         if tier in p.required and not state.required:
-            _start(ctx, state, reason=reason)
+            _start(ctx, state, reason=reason)  # its first page, due now, carries the new level
             started.append(state)
-        elif state.required and state.acknowledged_at is None and state.step == 0 and ctx.rule.leader_at_once \
-                and regraded:  # fmt: skip
-            # Re-graded to a level whose leaders are paged at once: a tier still waiting on its duty officer
-            # gets its leader now rather than after the window.
-            _notify_later(ctx, state, {"key": f"regrade-{inc.severity}", "role": LEADER, "template": "incident_page",
-                                       "voice": ctx.rule.voice_for_leaders})  # fmt: skip
         elif tier in p.informed and not state.required and not state.informed:
             state.informed = True
             _notify_later(ctx, state, _info_notice(inc))
+        elif regraded_from is not None:
+            for notice in _regrade_notices(ctx, state, regraded_from):
+                _notify_later(ctx, state, notice)
         ctx.session.add(state)
     ctx.states = existing
     return started
+
+
+def _regrade_notices(ctx: Context, state: IncidentTier, old: Severity) -> list[dict[str, Any]]:
+    """What a tier already involved is sent when the level rises from `old`: its duty officer (and its leader,
+    once the leader was paged or the new level pages leaders at once) the new level, to sign if the tier has not
+    signed yet. The tick sends them; the key names this regrade, so each post gets it once per regrade."""
+    new = ctx.incident.severity
+    if not (state.required and state.step >= 0) and not state.informed:
+        return []  # not involved yet (a required tier whose first step is still due pages the new level itself)
+    key = f"regrade-{old}-{new}-{int(ctx.now.timestamp())}"
+    params: dict[str, Any] = {"old_level": str(old)}
+    if state.acknowledged_at is not None or not state.required:
+        return [{"key": key, "role": DUTY_OFFICER, "template": "incident_regraded_info", "params": params}]
+    notices: list[dict[str, Any]] = [
+        {"key": key, "role": DUTY_OFFICER, "template": "incident_regraded", "params": params}
+    ]
+    leader_paged = state.step >= 1 or ctx.rules.level(old).leader_at_once
+    if leader_paged:
+        notices.append({"key": key, "role": LEADER, "template": "incident_regraded", "params": params,
+                        "voice": ctx.rule.voice_for_leaders})  # fmt: skip
+    elif ctx.rule.leader_at_once:
+        # Still waiting on its duty officer, and the new level pages leaders at once: the leader's first page
+        # now rather than after the window.
+        notices.append({"key": key, "role": LEADER, "template": "incident_page", "voice": ctx.rule.voice_for_leaders})
+    return notices
 
 
 def escalate_to(
@@ -245,14 +276,13 @@ def escalate_to(
         .where(IncidentTier.incident_id == ctx.incident.id, IncidentTier.tier == tier)
         .with_for_update()
     ).one()
-    lower = ctx.units.get(because)
-    why = manual_reason or f"{lower.name if lower else because}未在时限内签收"
+    why = manual_reason or _auto_reason(ctx, because)
     ctx.note(kind="escalated", tier=tier, actor=actor, message=f"升级至{ctx.units[tier].name}:{why}",
              data={"from": because, "reason": why})  # fmt: skip
     if state.acknowledged_at is not None or (state.required and state.step >= 0):
         # Already acknowledged or already running its chain: tell its duty officer once about this tier.
         _notify_later(ctx, state, {"key": f"from-{because}", "role": DUTY_OFFICER, "template": "tier_unresponsive",
-                                   "lower": because})  # fmt: skip
+                                   "lower": because, "manual": manual_reason is not None})  # fmt: skip
         return state
     _start(ctx, state, reason=why, escalated_from=because)
     return state
@@ -283,9 +313,9 @@ def take(ctx: Context, state: IncidentTier) -> bool:
 def _send_notice(ctx: Context, state: IncidentTier, notice: dict[str, Any]) -> None:
     if ctx.incident.status not in OPEN_STATUSES:
         return
-    extra = _unresponsive(ctx, notice["lower"], state) if notice.get("lower") else {}
+    extra = _unresponsive(ctx, notice["lower"], state, manual=notice.get("manual")) if notice.get("lower") else {}
     page(ctx, state, role=notice["role"], template=notice["template"], voice=bool(notice.get("voice")),
-         notice=notice["key"], **extra)  # fmt: skip
+         notice=notice["key"], **extra, **notice.get("params", {}))  # fmt: skip
 
 
 def page(
@@ -312,7 +342,7 @@ def page(
                      data={"role": role, "unit": unit.code, "step": state.step})  # fmt: skip
         return None
     _page_person(ctx, state, person, role=role, template=template, voice=voice, key=notice or str(state.step),
-                 params=ctx.params(**extra))  # fmt: skip
+                 params=ctx.params(tier_unit=unit.name, **extra))  # fmt: skip
     return person
 
 
@@ -350,7 +380,7 @@ def _tell_admins(ctx: Context, state: IncidentTier) -> None:
              data={"admins": [p.id for p in admins], "step": state.step})  # fmt: skip
     for admin in admins:
         _page_person(ctx, state, admin, role="admin", template="incident_page", voice=False, key="admins",
-                     params=ctx.params())  # fmt: skip
+                     params=ctx.params(tier_unit=top))  # fmt: skip
 
 
 def advance(ctx: Context, state: IncidentTier) -> None:
@@ -404,13 +434,26 @@ def advance(ctx: Context, state: IncidentTier) -> None:
         return
 
 
-def _unresponsive(ctx: Context, lower_tier: str, state: IncidentTier) -> dict[str, Any]:
+def _auto_reason(ctx: Context, lower_tier: str) -> str:
     lower = ctx.units.get(lower_tier)
-    return {
-        "lower_unit": lower.name if lower else lower_tier,
-        "minutes": max(1, round(ctx.window.total_seconds() / 60)),
-        "unit": ctx.units[state.tier].name,
-    }
+    return f"{lower.name if lower else lower_tier}未在时限内签收"
+
+
+def _unresponsive(ctx: Context, lower_tier: str, state: IncidentTier, *, manual: bool | None = None) -> dict[str, Any]:
+    """What the tier above is told about the lower tier: how long it has gone unsigned since it had to sign (its
+    whole wait, every step's window, not one window), or that someone escalated by hand."""
+    lower = ctx.units.get(lower_tier)
+    if manual is None:
+        manual = bool(state.required_because) and state.required_because != _auto_reason(ctx, lower_tier)
+    why = "申请上级处置"
+    if not manual:
+        below = ctx.session.exec(
+            select(IncidentTier).where(IncidentTier.incident_id == ctx.incident.id, IncidentTier.tier == lower_tier)
+        ).first()
+        since = below.required_at if below is not None and below.required_at is not None else ctx.now - ctx.window
+        waited = 60 * max(1, round((ctx.now - since).total_seconds() / 60))  # whole minutes: the tick is seconds late
+        why = f"{templates.duration(waited)}未签收"
+    return {"lower_unit": lower.name if lower else lower_tier, "why": why}
 
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> list[IncidentTier]:

@@ -175,7 +175,7 @@ def set_severity(
     )
     ctx = incident_service.context(session, clock, inc)
     if is_graver(severity, old):
-        steps.apply_plan(ctx, reason=f"人工调整为{severity}级", regraded=True)
+        steps.apply_plan(ctx, reason=f"人工调整为{severity}级", regraded_from=old)
     session.add(inc)
     session.flush()
     events.publish(session, clock=clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")

@@ -282,7 +282,7 @@ def _regrade(ctx: steps.Context, *, figures_changed: bool, actor: str, reason: s
     ctx.note(kind="regraded", actor=actor, message=f"等级由{old}级调整为{new}级({reason})",
              data={"from": old, "to": new, "computed": inc.computed_severity})  # fmt: skip
     if is_graver(new, old):
-        steps.apply_plan(ctx, reason=f"升级为{new}级", regraded=True)
+        steps.apply_plan(ctx, reason=f"升级为{new}级", regraded_from=old)
     events.publish(ctx.session, clock=ctx.clock, inc=inc, rules=ctx.rules, event_type="incident.severity_changed")
     return True
 

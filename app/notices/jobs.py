@@ -36,7 +36,7 @@ def tell_issuers(session: Session, *, clock: Clock, limit: int = 500) -> int:
         units = unit_service.codes_by_id(session, {r.unit_id for r in receipts} | {notice.unit_id})
         issuer = units[notice.unit_id]
         names = "、".join(units[r.unit_id].name for r in receipts)
-        text = f":{names}" if len(names) <= UNITS_CHARACTERS else f":{names[: UNITS_CHARACTERS - 1]}等"
+        text = f"：{names}" if len(names) <= UNITS_CHARACTERS else f"：{names[: UNITS_CHARACTERS - 1]}等"
         params = notice_service.page_params(notice, issuer, issuer) | {"count": len(receipts), "units": text}
         chase.alert(
             session, clock=clock, kind=notice_chase.OVERDUE, subject=f"{notice_id}:{receipts[0].id}", unit=issuer,

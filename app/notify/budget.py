@@ -25,7 +25,7 @@ from app.notify.models import Channel, OutboxMessage, Status
 
 DEFAULT_DAILY = 8
 # The templates of pages that need an acknowledgement; every other SMS is informational.
-NEEDS_ACK = frozenset({"incident_page", "incident_reminder", "tier_unresponsive"})
+NEEDS_ACK = frozenset({"incident_page", "incident_reminder", "tier_unresponsive", "incident_regraded"})
 DIGEST = "digest"
 DIGEST_CODES = 6  # codes named in the digest; more are counted ("等9起")
 _COUNTS = "notify.budget.counts"

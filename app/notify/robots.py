@@ -44,7 +44,7 @@ CONTENT_BYTES = {RobotKind.wecom: 2048, RobotKind.dingtalk: 20000}
 URL_KEY = {RobotKind.wecom: "key", RobotKind.dingtalk: "access_token"}
 HEADER = "【应急值守】"
 _CACHE = "notify.robots.by_unit"
-_REPLY_HINT = re.compile(r"[,,]?(请)?回复1签收$")
+_REPLY_HINT = re.compile(r"[,，]?(请于[^，,。]*内)?(请)?回复1签收$")
 
 
 class RobotCreate(BaseModel):

@@ -20,7 +20,7 @@ DETAIL_CHARACTERS = 60  # the names of the posts not answered, kept within two S
 def _detail(missed: list[str]) -> str:
     if not missed:
         return "。全部在岗"
-    text = "。未应答/空岗:" + "、".join(missed)
+    text = "。未应答/空岗：" + "、".join(missed)
     return text if len(text) <= DETAIL_CHARACTERS else text[: DETAIL_CHARACTERS - 1] + "等"
 
 

@@ -163,7 +163,7 @@ def test_a_wholly_vacant_ladder_tells_every_admin_of_the_unit_and_above(
     pages = sent(session)
     assert [m.person_id for m in pages] == [city_admin.id, street_admin.id]
     assert all(m.template == "post_all_vacant" for m in pages)
-    assert pages[0].body.startswith("【全线空岗】右安门街道值班员及以上各级值守岗位均无人,转告管理员:【点名】")
+    assert pages[0].body.startswith("【全线空岗】右安门街道值班员及以上各级值守岗位均无人，转告管理员：【点名】")
     assert events(session) == ["vacant"] * 6 + ["all_vacant", "page", "page"]
     assert rows(session)[0].status == "all_vacant"
 

@@ -105,9 +105,15 @@ def test_raising_deaths_in_a_follow_up_makes_the_city_required_at_once(
     assert body["severity"] == "II" and body["lead_tier"] == "city" and body["status"] == "responding"
     assert next(t for t in body["tiers"] if t["tier"] == "city")["required"] is True
     assert tick(engine, clock).steps == 1  # the city's first step; the leaders' pages are notices
-    # The street and the district were waiting on their duty officers: level II pages their leaders at once.
-    leaders = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier != "city"][2:]
-    assert sorted(leaders) == [("district", "leader"), ("street", "leader")]
+    # The street and the district were waiting on their duty officers: level II pages their leaders at once,
+    # and their duty officers are texted the new level.
+    later = [(staff.tier_of(m.person_id), m.template) for m in pages(session, inc["id"]) if m.tier != "city"][2:]
+    assert sorted(later) == [
+        (("district", "duty_officer"), "incident_regraded"),
+        (("district", "leader"), "incident_page"),
+        (("street", "duty_officer"), "incident_regraded"),
+        (("street", "leader"), "incident_page"),
+    ]
     city_pages = [staff.tier_of(m.person_id) for m in pages(session, inc["id"]) if m.tier == "city"]
     # Level II: the city's duty officer and leader at once; the leader also by phone.
     assert sorted(city_pages) == [("city", "duty_officer"), ("city", "leader")]

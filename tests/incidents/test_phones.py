@@ -43,7 +43,7 @@ def test_a_city_leader_acknowledges_a_level_ii_call_by_pressing_1(
         for tier in ("street", "district", "city"):
             phone(staff(tier, "duty_officer").phone).expect_sms("II级", inc["code"])
             leader = phone(staff(tier, "leader").phone).expect_sms("II级", inc["code"])
-            leader.expect_call("II级", " ".join(inc["code"]))
+            leader.expect_call("重大（二级）", " ".join(inc["code"]))
         phone(staff("city", "leader").phone).press("1", "已签收")
         tiers = {t["tier"]: t for t in api.get(f"/api/v1/incidents/{inc['id']}").json()["tiers"]}
         assert tiers["city"]["acknowledged_by"]["id"] == staff("city", "leader").id

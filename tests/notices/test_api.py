@@ -48,7 +48,7 @@ def test_a_notice_to_the_districts_is_signed_fed_back_and_forwarded(
     session.commit()
     pages = session.exec(select(OutboxMessage).where(OutboxMessage.incident_code == notice["code"])).all()
     assert [p.person_id for p in pages] == [posts(DISTRICT).id]  # the only staffed district's duty officer
-    assert "【通知】北京市:关于做好汛期值守工作的通知。请于30分钟内回复 1 " in pages[0].body
+    assert "【通知】北京市：关于做好汛期值守工作的通知。请于30分钟内回复 1 " in pages[0].body
 
     district = login(client, f"duty_officer.{DISTRICT}")
     signed = client.post(f"/api/v1/notices/{notice['id']}/sign", headers=district)

@@ -52,7 +52,7 @@ def test_alert_update_cancel_and_a_repeat(
     jobs.run_tick(engine, clock=clock)
     session.commit()
     pages = session.exec(select(OutboxMessage).where(OutboxMessage.incident_code == notice["code"])).all()
-    assert len(pages) == 43 and all(p.body.startswith("【红色预警】北京市:") for p in pages)
+    assert len(pages) == 43 and all(p.body.startswith("【红色预警】北京市：") for p in pages)
     before = _counts(session)
 
     # The same identifier again: 200, the same notice, nothing written.

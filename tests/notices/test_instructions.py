@@ -37,7 +37,7 @@ def test_a_city_leaders_instruction_reaches_the_district_and_the_street(
     session.commit()
     pages = session.exec(select(OutboxMessage).where(OutboxMessage.template == "notice_page")).all()
     assert {p.person_id for p in pages} == {posts(DISTRICT).id, posts(STREET).id}
-    assert all(p.body.startswith("【指令】北京市:") and "批示" in p.body for p in pages)
+    assert all(p.body.startswith("【指令】北京市：") and "批示" in p.body for p in pages)
     timeline = client.get(f"/api/v1/incidents/{inc['id']}", headers=leader).json()["timeline"]
     entry = next(e for e in timeline if e["kind"] == "instruction")
     assert "全力救治伤员" in entry["message"] and entry["data"]["notice_id"] == notice["id"]

@@ -34,7 +34,7 @@ def test_a_rainstorm_red_warning_signed_chased_updated_and_cancelled(
         follow_up(engine, clock)
         for unit in [MENTOUGOU, FANGSHAN, *streets]:
             holder = phone(posts(unit).phone).expect_sms(
-                "【红色预警】北京市:北京市气象台发布暴雨红色预警信号", f"回复 1 {code} 签收"
+                "【红色预警】北京市：北京市气象台发布暴雨红色预警信号", f"回复 1 {code} 签收"
             )
             if unit in streets and unit != silent:
                 holder.reply(f"1 {code}").expect_sms(f"已签收 {code}")
@@ -69,7 +69,7 @@ def test_a_rainstorm_red_warning_signed_chased_updated_and_cancelled(
         follow_up(engine, clock)
         for unit in [MENTOUGOU, FANGSHAN, *streets]:
             holder = phone(posts(unit).phone).expect_sms(
-                "【红色预警更新】北京市:北京市气象台更新暴雨红色预警信号", "重新签收"
+                "【红色预警更新】北京市：北京市气象台更新暴雨红色预警信号", "重新签收"
             )
             if unit == silent:
                 holder.reply(f"1 {code}").expect_sms(f"已签收 {code}")  # signs the new version late, by SMS
@@ -83,6 +83,6 @@ def test_a_rainstorm_red_warning_signed_chased_updated_and_cancelled(
         assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
         follow_up(engine, clock)
         for unit in [MENTOUGOU, FANGSHAN, *streets]:
-            phone(posts(unit).phone).expect_sms("【红色预警解除】", "已解除,无需回复")
+            phone(posts(unit).phone).expect_sms("【红色预警解除】", "已解除，无需回复")
         clock.advance(hours=2)
         follow_up(engine, clock)  # no reminders for a withdrawn warning (the phone fixture fails on any)

@@ -28,7 +28,8 @@ def _rows(engine: Engine) -> list[OutboxMessage]:
 def _page(session: Session, clock: ManualClock, i: int, *, to: str, tag: str) -> None:
     """The i-th level IV page of a run, coded `tag` + i."""
     code = f"{tag}{i:03d}"
-    params = {"level": "IV", "category": "gas", "unit": "东铁匠营街道", "title": f"测试{i}", "code": code}
+    params = {"level": "IV", "category": "gas", "unit": "东铁匠营街道", "title": f"测试{i}", "code": code,
+              "window_seconds": 300}  # fmt: skip
     outbox.enqueue(session, outbox.message(clock=clock, channel="sms", to=to, template="incident_page", params=params,
         dedup_key=f"{tag}:{i}", incident_id=i + 1, incident_code=code))  # fmt: skip
 

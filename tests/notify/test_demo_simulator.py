@@ -106,7 +106,11 @@ def test_when_on_the_simulator_carries_pages_and_replies_for_an_admin(
     # The running dispatcher picks it up by itself (woken by the commit); +86 goes by Alibaba Cloud.
     inbox = _inbox(demo.url, "+8613800000011", 1, auth)
     assert [(m["provider"], m["body"]) for m in inbox] == [
-        ("aliyun", "【应急值守】[III级火灾]右安门街道:某医院住院部起火。编号D3M0,回复1签收")
+        (
+            "aliyun",
+            "【应急值守】[较大（III级）事件·火灾]右安门街道：某医院住院部起火。地址：未报；伤亡：未报。"
+            "编号D3M0，请于5分钟内回复1签收",
+        )
     ]
     # The reply goes in through Alibaba Cloud's SmsUp push; the confirmation comes back as an SMS.
     r = HTTP.post(f"{demo.url}/sim/messages", json={"from": "+8613800000011", "body": "1"}, headers=auth)

@@ -129,7 +129,9 @@ def test_a_leader_acknowledges_an_alibaba_voice_call_by_pressing_1(
     assert inc["severity"] == "II"
     for tier in ("street", "district", "city"):
         phone(staff(tier, "duty_officer").phone).expect_sms("II级", inc["code"])
-        phone(staff(tier, "leader").phone).expect_sms("II级", inc["code"]).expect_call("II级", " ".join(inc["code"]))
+        phone(staff(tier, "leader").phone).expect_sms("II级", inc["code"]).expect_call(
+            "重大（二级）", " ".join(inc["code"])
+        )
     calls = simulator.http.get("/calls", params={"to": staff("city", "leader").phone}).json()
     assert [c["provider"] for c in calls] == ["aliyun"] and calls[0]["extra"]["action"] == "IvrCall"
     # The key goes back in the call's VoiceReport push (`dtmf`), the way Alibaba Cloud reports it.
@@ -319,7 +321,10 @@ def test_the_message_templates_document_is_validated_on_write(
         doc = http.get("/api/v1/message-templates").json()
         assert doc["version"] == 1 and set(doc["providers"]) == {"aliyun", "tencent", "aliyun_voice"}
         page = doc["providers"]["aliyun"]["templates"]["incident_page"]
-        assert page["text"] == "[${level}级${category}]${unit}:${title}。编号${code},回复1签收"
+        assert page["text"] == (
+            "[${grade}事件·${category}]${unit}：${title}。地址：${address}；伤亡：${casualties}。编号${code}，"
+            "请于${window}内回复1签收"
+        )
         body = {"providers": doc["providers"]}
 
         missing = {"providers": {k: v for k, v in doc["providers"].items() if k != "tencent"}}

@@ -78,7 +78,7 @@ def test_voice_page_is_acknowledged_by_pressing_1(
     engine: Engine, clock: ManualClock, phone: Callable[[str], Phone]
 ) -> None:
     call_id = enqueue_page(engine, clock, phone=LEADER, incident_id=9, code="K2M4", level="I", channel="voice")
-    phone(LEADER).expect_call("I级", "K 2 M 4", "签收请按1").press("1", "已签收")
+    phone(LEADER).expect_call("特别重大（一级）", "K 2 M 4", "签收请按1").press("1", "已签收")
     row = _row(engine, call_id)
     assert row.acknowledged_via == "voice" and row.status == "delivered"
     assert row.provider_id and row.provider_id.startswith("CA")

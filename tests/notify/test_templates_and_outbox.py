@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -12,21 +14,46 @@ from app.errors import Invalid
 from app.notify import inbound, outbox, templates
 from app.notify.models import OutboxMessage
 
-PAGE = {"level": "III", "category": "hospital", "unit": "丰台区右安门街道", "title": "某医院住院部起火", "code": "F3K7"}
+PAGE = {"level": "III", "category": "hospital", "unit": "丰台区右安门街道", "title": "某医院住院部起火", "code": "F3K7",
+        "address": "右安门外大街1号", "casualties": {"deaths": 3, "injuries": 2}, "window_seconds": 300}  # fmt: skip
+HALF_WIDTH = re.compile(r"[,:;()]")
 
 
-def test_the_first_page_fits_one_segment_with_code_and_reply_hint() -> None:
+def test_the_first_page_names_the_level_carries_address_and_casualties_within_two_segments() -> None:
     text = templates.render("incident_page", PAGE)
-    assert text == "【III级医院】丰台区右安门街道:某医院住院部起火。编号F3K7,回复1签收"
-    assert len(text) <= templates.SEGMENT
+    assert text == (
+        "【较大（III级）事件·医院】丰台区右安门街道：某医院住院部起火。地址：右安门外大街1号；伤亡：死亡3人、重伤2人。"
+        "编号F3K7，请于5分钟内回复1签收"
+    )
+    assert "III级医院" not in text and len(text) <= templates.TWO_SEGMENTS
 
-    long = templates.render("incident_page", PAGE | {"title": "某医院住院部三层发生火灾," * 5})
-    assert len(long) == templates.SEGMENT and long.endswith("编号F3K7,回复1签收") and "…" in long
+    long = templates.render(
+        "incident_page",
+        PAGE | {"title": "某医院住院部三层发生火灾，" * 8, "address": "北京市丰台区右安门外大街一号院" * 6},
+    )
+    assert len(long) == templates.TWO_SEGMENTS and long.endswith("编号F3K7，请于5分钟内回复1签收")
+    assert "地址：北京市丰台区右安门外大街一号院" in long and long.count("…") == 2  # both shortened, the code kept
+
+    bare = templates.render("incident_page", {k: v for k, v in PAGE.items() if k not in ("address", "casualties")})
+    assert "地址：未报；伤亡：未报" in bare  # left out is said, never shown as zero
+    assert "伤亡：无。" in templates.render("incident_page", PAGE | {"casualties": {"deaths": 0}})
+
+
+def test_levels_are_named_and_windows_written_as_configured() -> None:
+    assert [templates.grade(lv) for lv in ("I", "II", "III", "IV")] == [
+        "特别重大（I级）", "重大（II级）", "较大（III级）", "一般（IV级）"]  # fmt: skip
+    assert [templates.duration(s) for s in (45, 60, 90, 180, 3600, 5400)] == [
+        "45秒", "1分钟", "1分30秒", "3分钟", "1小时", "1小时30分钟"]  # fmt: skip
+    assert "请于1分30秒内回复1签收" in templates.render("incident_page", PAGE | {"window_seconds": 90})
+    assert "较大（三级）事件，类别医院" in templates.render("voice_page", PAGE)
 
 
 def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
     sample = PAGE | {
         "lower_unit": "右安门街道",
+        "tier_unit": "丰台区",
+        "why": "10分钟未签收",
+        "old_level": "IV",
         "minutes": 5,
         "report": "first",
         "due": "13:00",
@@ -48,21 +75,26 @@ def test_every_template_renders_and_a_missing_parameter_is_named() -> None:
         "answered": 31,
         "missed": 1,
         "vacant": 0,
-        "detail": "。未应答/空岗:门头沟区值班员",
+        "detail": "。未应答/空岗：门头沟区值班员",
         "count": 1,
-        "units": ":大峪街道",
+        "units": "：大峪街道",
         "codes": "F3K7、A2B9",
     }
     for name in templates.TEMPLATES:
-        assert "{" not in templates.render(name, sample), name
+        text = templates.render(name, sample)
+        assert "{" not in text, name
+        # The texts' own punctuation (times like 13:00 in the values are not punctuation).
+        assert not HALF_WIDTH.search(templates.TEMPLATES[name]), f"{name}: half-width punctuation"
     assert "带班领导" in templates.render("roster_gap", sample)
     assert "首报" in templates.render("report_overdue", sample)
     assert "F 3 K 7" in templates.render("voice_page", sample)
     assert "还有3天" in templates.render("hazard_reminder", sample | {"code": "HABC234", "level": "重大"})
-    assert "2起事件待签收:F3K7、A2B9" in templates.render("digest", sample | {"count": 2})
+    assert "2起事件待签收：F3K7、A2B9" in templates.render("digest", sample | {"count": 2})
     with pytest.raises(Invalid) as err:
         templates.render("incident_page", {"level": "III"})
-    assert err.value.fields[0].field == "params" and "title" in err.value.message
+    assert (
+        err.value.fields[0].field == "params" and "title" in err.value.message and "window_seconds" in err.value.message
+    )
     with pytest.raises(Invalid):
         templates.render("no_such_template", {})
 
@@ -182,3 +214,20 @@ def test_receipts_only_move_a_message_forward(engine: Engine, clock: ManualClock
 def test_replies_are_parsed_like_a_person_types_them(text: str, ack: bool, code: str | None) -> None:
     reply = inbound.parse_reply(text)
     assert (reply.ack, reply.code) == (ack, code)
+
+
+def test_the_mainland_bindings_say_what_our_texts_say() -> None:
+    """The demo's Alibaba and Tencent templates are our texts with the providers' placeholders: filled with the
+    same parameters, the phone reads the same words (【】 are the providers' own, for the sign name)."""
+    from app.notify import message_templates
+
+    sample = PAGE | {"tier_unit": "丰台区", "lower_unit": "右安门街道", "why": "10分钟未签收", "old_level": "IV"}
+    document = message_templates.demo_document()
+    for provider in message_templates.SMS_PROVIDERS:
+        for name in ("incident_page", "incident_info", "incident_reminder", "tier_unresponsive", "incident_regraded",
+                     "incident_regraded_info"):  # fmt: skip
+            binding = document.binding(provider, name)
+            assert binding is not None, (provider, name)
+            values = message_templates.variable_values(binding, name, sample)
+            said = message_templates.render(binding, values, provider)
+            assert said == templates.render(name, sample).replace("【", "[").replace("】", "]"), (provider, name)

@@ -46,7 +46,7 @@ def test_the_city_calls_the_roll_of_its_districts(
     sms = _sms(session, rc["code"])
     assert sorted(m.person_id or 0 for m in sms) == sorted(p.id or 0 for k, p in posts.people.items() if k[0] != CITY)
     body = next(m.body for m in sms if m.person_id == posts(districts[0]).id)
-    assert body.startswith("【查岗】北京市点名:") and f"请于5分钟内回复 1 {rc['code']} 确认在岗" in body
+    assert body.startswith("【查岗】北京市点名：") and f"请于5分钟内回复 1 {rc['code']} 确认在岗" in body
     # A vacant post falls through at once; nobody holds any post of those districts, so nobody else is paged.
     assert _sms(session, rc["code"], "rollcall_missed") == []
 

@@ -51,7 +51,7 @@ def test_the_city_calls_the_roll_at_3am_and_a_silent_officer_is_chased(
         leader = phone(posts(silent, "leader").phone)
         leader.expect_sms("【查岗未应答】北京市查岗", code, posts(silent).name, "未在5分钟内应答")
         city = phone(posts(CITY).phone)
-        city.expect_sms("【查岗结果】北京市查岗", code, "32岗,应答31,未应答1,空岗0", "值班员")
+        city.expect_sms("【查岗结果】北京市查岗", code, "32岗，应答31，未应答1，空岗0", "值班员")
         detail = http.get(f"/api/v1/roll-calls/{rc['id']}", headers=auth).json()
 
         # The leader acknowledges the page about her officer; the post stays missed.
