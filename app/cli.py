@@ -146,58 +146,94 @@ def cmd_demo(_: argparse.Namespace) -> None:
     print(report)
 
 
+class _Help(argparse.HelpFormatter):
+    """Shows an option's default when it has one (ArgumentDefaultsHelpFormatter also prints "default: None")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS, False) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+EPILOG = """\
+first steps:
+  dutyline demo                      the Beijing units, demo people and rosters; prints the sign-ins and API keys
+  DUTYLINE_SIMULATOR=on dutyline serve
+                                     then open http://127.0.0.1:8000/console (SMS go to the built-in simulator)
+
+every setting is an environment variable (README.md, Configuration); `dutyline COMMAND --help` for each command
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from app.auth.passwords import MIN_LENGTH as MIN_PASSWORD
+    from app.auth.principal import API_KEY_SCOPES
+    from app.org.models import AgencyKind, Role
+
     parser = argparse.ArgumentParser(
         prog="dutyline",
-        description="Emergency duty rosters and three-tier incident escalation. "
+        description="Emergency duty rosters and three-tier incident escalation (city → district → street).\n"
         "Every command uses the database named by DATABASE_URL (default: sqlite:///./var/dutyline.db).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], None], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+    def add(
+        name: str, func: Callable[[argparse.Namespace], None], help_: str, more: str = ""
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_ + (f". {more}" if more else ""),
+                           formatter_class=_Help)  # fmt: skip
         p.set_defaults(func=func)
         return p
 
-    add("migrate", cmd_migrate, "create or upgrade the database schema (Alembic)")
+    add("migrate", cmd_migrate, "create or upgrade the database schema (Alembic)",
+        "Run it once per deploy, before the new version starts (`demo` runs it itself).")  # fmt: skip
     p = add("load-units", cmd_load_units, "load the division tree from a JSON file (default: Beijing); idempotent")
-    p.add_argument("file", nargs="?", help="a file shaped like beijing-divisions.json")
-    p = add("create-user", cmd_create_user, "add a person who can sign in")
-    p.add_argument("--username", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--phone", required=True, help="a mobile number, e.g. +8613800000001")
-    p.add_argument("--unit", required=True, help="the home unit's code, e.g. 110106")
+    p.add_argument("file", nargs="?", help="a file shaped like app/org/data/beijing-divisions.json (default: Beijing)")
+    p = add("create-user", cmd_create_user, "add a person who can sign in",
+            "Example: dutyline create-user --username sunli --password 'Duty-2026-pw' --name 孙丽 "
+            "--phone 13912345678 --unit 110106001 --role duty_officer")  # fmt: skip
+    p.add_argument("--username", required=True, help="the sign-in name")
+    p.add_argument("--password", required=True, help=f"at least {MIN_PASSWORD} characters")
+    p.add_argument("--name", required=True, help="the person's name as messages and the console show it")
+    p.add_argument("--phone", required=True, help="a mobile number, e.g. +8613800000001 (SMS and calls go to it)")
+    p.add_argument("--unit", required=True, help="the home unit's division code, e.g. 110106 (丰台区)")
     p.add_argument(
         "--role",
         required=True,
         action="append",
-        choices=["admin", "unit_admin", "duty_officer", "leader", "viewer"],
+        choices=[r.value for r in Role],
         help="repeat for more roles",
     )
     p = add("unlock-user", cmd_unlock_user, "lift the sign-in throttle on a username (its address throttle stays)")
-    p.add_argument("username")
-    p = add("create-agency", cmd_create_agency, "register an agency system (police, fire, ambulance, ...)")
-    p.add_argument("--code", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument(
-        "--kind", required=True, choices=["police", "fire", "ambulance", "gas", "health", "traffic", "other"]
-    )
-    p.add_argument("--unit", help="limit the agency to this unit's subtree")
-    p = add("create-api-key", cmd_create_api_key, "make an API key for an agency; the key is the last line printed")
-    p.add_argument("--agency", required=True, help="agency code")
-    p.add_argument("--scopes", required=True, help="comma-separated, e.g. incidents:write,incidents:read")
+    p.add_argument("username", help="the username locked out by failed sign-ins")
+    p = add("create-agency", cmd_create_agency, "register an agency system (police, fire, ambulance, ...)",
+            "Then give it a key with create-api-key.")  # fmt: skip
+    p.add_argument("--code", required=True, help="a short code, e.g. 119 (the key prefix and webhooks name it)")
+    p.add_argument("--name", required=True, help="e.g. 北京市消防救援总队")
+    p.add_argument("--kind", required=True, choices=[k.value for k in AgencyKind], help="what sort of agency")
+    p.add_argument("--unit", help="limit the agency to this unit's subtree (default: the whole tree)")
+    p = add("create-api-key", cmd_create_api_key, "make an API key for an agency; the key is the last line printed",
+            "It is shown once; send it as X-API-Key.")  # fmt: skip
+    p.add_argument("--agency", required=True, help="the agency's code")
+    p.add_argument("--scopes", required=True,
+                   help=f"comma-separated, from: {', '.join(sorted(API_KEY_SCOPES))}")  # fmt: skip
     p = add("revoke-api-key", cmd_revoke_api_key, "revoke an API key by its prefix")
-    p.add_argument("--prefix", required=True)
-    p = add("serve", cmd_serve, "serve the API and console with uvicorn")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--prefix", required=True, help="the key's prefix (its first part, e.g. dlk_demo119)")
+    p = add("serve", cmd_serve, "serve the API and console with uvicorn",
+            "The console is at /console, the API docs at /docs; set DUTYLINE_SIMULATOR=on for the built-in "
+            "SMS/voice simulator.")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="the port to listen on")
     p.add_argument(
         "--forwarded-allow-ips",
         default="127.0.0.1",
         help="proxies whose X-Forwarded-For is trusted (for the sign-in throttle)",
     )
-    add("demo", cmd_demo, "migrate, load Beijing and install demo people, admin and agency keys (idempotent)")
+    add("demo", cmd_demo, "migrate, load Beijing and install demo people, admin, agency keys and rosters (idempotent)",
+        "Prints the sign-ins, their password and one API key per agency.")  # fmt: skip
     return parser
 
 

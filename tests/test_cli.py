@@ -25,6 +25,30 @@ def test_help_lists_the_commands() -> None:
         assert command in out
 
 
+def test_every_command_and_option_explains_itself() -> None:
+    """A newcomer reads `--help`: each command has a description, each option a help text, every role and
+    agency kind is offered, and the API key scopes are listed."""
+    import argparse
+
+    from app.auth.principal import API_KEY_SCOPES
+    from app.cli import build_parser
+    from app.org.models import AgencyKind, Role
+
+    parser = build_parser()
+    assert "first steps" in parser.format_help() and "dutyline demo" in parser.format_help()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        assert command.description, name
+        unexplained = [a.dest for a in command._actions if not a.help]
+        assert unexplained == [], f"{name}: options without help: {unexplained}"
+        assert "default: None" not in command.format_help(), name
+    create_user = commands.choices["create-user"].format_help()
+    assert all(role.value in create_user for role in Role)
+    assert all(kind.value in commands.choices["create-agency"].format_help() for kind in AgencyKind)
+    scopes = commands.choices["create-api-key"].format_help().replace("\n", " ")
+    assert all(scope in " ".join(scopes.split()) for scope in API_KEY_SCOPES)
+
+
 @pytest.mark.usefixtures("engine")
 def test_agency_key_and_user_from_the_command_line(database_url: str, client: TestClient, session: Session) -> None:
     r = run(database_url, "create-agency", "--code", "119", "--name", "消防119", "--kind", "fire")
