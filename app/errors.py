@@ -12,16 +12,20 @@ from dataclasses import dataclass
 class FieldError:
     field: str
     message: str
+    # The reason in Chinese, for the console (app.web.errors translates the English message otherwise).
+    zh: str | None = None
 
 
 class DomainError(Exception):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, fields: list[FieldError] | None = None) -> None:
+    def __init__(self, message: str, *, fields: list[FieldError] | None = None, zh: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or []
+        # The refusal in Chinese, for the console; the API keeps `message` (app.web.errors translates it otherwise).
+        self.zh = zh
 
 
 class NotFound(DomainError):
@@ -34,8 +38,8 @@ class Invalid(DomainError):
     code = "validation_error"
 
     @classmethod
-    def field(cls, field: str, message: str) -> Invalid:
-        return cls(f"{field}: {message}", fields=[FieldError(field, message)])
+    def field(cls, field: str, message: str, *, zh: str | None = None) -> Invalid:
+        return cls(f"{field}: {message}", fields=[FieldError(field, message, zh)])
 
 
 class Conflict(DomainError):

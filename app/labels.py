@@ -186,6 +186,8 @@ FIELDS: dict[str, str] = {
     "trapped": "被困人数",
     "missing": "失联人数",
     "economic_loss_cny": "直接经济损失",
+    "figures": "伤亡与损失数字",
+    "reported_severity": "报告等级",
     "sensitive": "敏感事件",
     "external_id": "对方编号",
     "kind": "类型",

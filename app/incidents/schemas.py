@@ -84,6 +84,7 @@ class PersonRef(BaseModel):
 
 
 TierStateName = Literal["paging", "acknowledged", "informed", "idle"]
+OverallStateName = Literal["pending", "partial", "acknowledged", "resolved", "closed"]
 
 
 class TierState(BaseModel):
@@ -96,6 +97,10 @@ class TierState(BaseModel):
     )
     required: bool
     informed: bool
+    passed_over: bool = Field(
+        description="must acknowledge and has not, and its chain ran out so the tier above was told (越级); its "
+        "state stays paging"
+    )
     step: int
     acknowledged_at: datetime | None
     acknowledged_by: PersonRef | None
@@ -147,6 +152,11 @@ class IncidentPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     report_due_at: datetime | None
+    ack_state: OverallStateName = Field(
+        description="the incident as a whole: acknowledged only when every required tier has acknowledged; partial "
+        "while some have and another still owes it (status turns acknowledged at the first acknowledgement); "
+        "pending when none has; resolved or closed by its status"
+    )
     tiers: list[TierState]
 
 

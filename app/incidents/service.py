@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, func, select
 
-from app import audit
+from app import audit, labels
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.db import insert_unless_conflict
@@ -150,7 +150,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         at=now,
         kind="reported",
         actor=actor.actor,
-        message=f"{actor.actor}报告:{inc.title}({Severity(severity).label},{severity}级)",
+        message=f"{actor.actor}报告:{inc.title}({labels.level(severity)})",
         data={
             "severity": severity,
             "reported_severity": reported,
@@ -242,7 +242,7 @@ def _update_from_repeat(
         at=now,
         kind="updated",
         actor=actor.actor,
-        message=f"{actor.actor}更新:{', '.join(changed)}",
+        message=f"{actor.actor}更新:{'、'.join(dict.fromkeys(labels.field(k) for k in changed))}",
         data={"changes": changed},
     )
     ctx = context(session, clock, inc)

@@ -19,6 +19,7 @@ from app.incidents.schemas import (
     TierStateName,
     TimelineItem,
 )
+from app.incidents.states import TierStatus, overall_state, tier_status
 from app.org import units as unit_service
 from app.org.models import TIER_ORDER, Tier, Unit
 
@@ -46,6 +47,7 @@ def public_many(
         assert inc.id is not None
         unit = by_id[inc.unit_id]
         chain = sorted(states[inc.id], key=lambda s: TIER_ORDER.index(Tier(s.tier)))
+        present = [s.tier for s in chain]
         out.append(
             IncidentPublic(
                 id=inc.id,
@@ -75,6 +77,7 @@ def public_many(
                 created_at=inc.created_at,
                 updated_at=inc.updated_at,
                 report_due_at=inc.report_due_at,
+                ack_state=overall_state(inc.status, chain).value,
                 tiers=[
                     TierState(
                         tier=s.tier,
@@ -83,6 +86,7 @@ def public_many(
                         state=tier_state(s),
                         required=s.required,
                         informed=s.informed,
+                        passed_over=tier_status(s, present) == TierStatus.passed_over,
                         step=s.step,
                         acknowledged_at=s.acknowledged_at,
                         acknowledged_by=PersonRef(id=s.acknowledged_by_id, name=s.acknowledged_by_name or "")
@@ -97,12 +101,18 @@ def public_many(
     return out
 
 
+# A tier passed over (越级) still owes its acknowledgement: to the API it is still paging (and `passed_over`).
+_API_STATE: dict[TierStatus, TierStateName] = {
+    TierStatus.paging: "paging",
+    TierStatus.passed_over: "paging",
+    TierStatus.acknowledged: "acknowledged",
+    TierStatus.informed: "informed",
+    TierStatus.idle: "idle",
+}
+
+
 def tier_state(s: IncidentTier) -> TierStateName:
-    if s.acknowledged_at is not None:
-        return "acknowledged"
-    if s.required:
-        return "paging"
-    return "informed" if s.informed else "idle"
+    return _API_STATE[tier_status(s, ())]
 
 
 def public(

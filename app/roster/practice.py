@@ -71,15 +71,23 @@ def _own_segments(
     return out
 
 
-def _not_on_duty(session: Session, *, person: Person, units: list[Unit], roles: Sequence[str], at: datetime) -> str:
+def _not_on_duty(
+    session: Session, *, person: Person, units: list[Unit], roles: Sequence[str], at: datetime, handover: bool = False
+) -> Conflict:
     found = roster_service.resolve_many(session, units=units, at=at)
-    who = []
+    who, who_zh = [], []
     for unit in units[:3]:
         assert unit.id is not None
         for role in roles:
             p = found.get((unit.id, role))
             who.append(f"{unit.name} {labels.DUTY_ROLES.get(role, role)}: {p.name if p else 'nobody'}")
-    return f"{person.name} is not on duty now ({at.isoformat()}); on duty: " + "; ".join(who)
+            who_zh.append(f"{unit.name}{labels.DUTY_ROLES.get(role, role)} {p.name if p else '空岗'}")
+    message = f"{person.name} is not on duty now ({at.isoformat()}); on duty: " + "; ".join(who)
+    zh = f"{person.name}当前不在班。当前在岗:" + ";".join(who_zh)
+    if handover:
+        message += "; a handover is written by the person whose shift is ending"
+        zh += "。交接班记录由即将下班的值班人员填写"
+    return Conflict(message, zh=zh)
 
 
 def check_in(
@@ -92,7 +100,7 @@ def check_in(
     instant = now + timedelta(microseconds=1)
     mine = _own_segments(session, person=person, units=units, roles=roles, start=now, end=instant)
     if not mine:
-        raise Conflict(_not_on_duty(session, person=person, units=units, roles=roles, at=now))
+        raise _not_on_duty(session, person=person, units=units, roles=roles, at=now)
     unit, role, segment = mine[0]  # the unit nearest their home first
     assert unit.id is not None and person.id is not None
     existing = session.exec(
@@ -180,10 +188,7 @@ def handover(session: Session, *, clock: Clock, actor: Principal, data: Handover
     mine = _own_segments(session, person=person, units=units, roles=roles, start=now - HANDOVER_GRACE, end=now)
     mine = [m for m in mine if m[2].start <= now]
     if not mine:
-        raise Conflict(
-            _not_on_duty(session, person=person, units=units, roles=roles, at=now)
-            + "; a handover is written by the person whose shift is ending"
-        )
+        raise _not_on_duty(session, person=person, units=units, roles=roles, at=now, handover=True)
     unit, role, segment = max(mine, key=lambda m: m[2].end)
     if data.incoming is not None:
         incoming = roster_service.find_person(session, data.incoming)

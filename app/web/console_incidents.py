@@ -9,9 +9,9 @@ the same service function the API uses.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -28,7 +28,7 @@ from app.org.models import Role
 from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep, SettingsDep
-from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, render, status_of, unit_choices
+from app.web.pages import CsrfDep, Viewer, ViewerDep, error_page, errors_of, redirect, render, status_of, unit_choices
 
 router = APIRouter(include_in_schema=False)
 
@@ -212,12 +212,23 @@ def _local_instant(value: str) -> datetime | str:
 # --- one incident --------------------------------------------------------------------------------------------------
 
 
-def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incident_id: Id) -> dict[str, Any]:
+# The timeline reads oldest first (a report as it unfolded) or newest first (what just happened), by the query string.
+OrderParam = Annotated[Literal["oldest", "newest"], Query()]
+
+
+def _detail_context(
+    session: SessionDep, clock: ClockDep, viewer: Viewer, incident_id: Id, order: str = "oldest"
+) -> dict[str, Any]:
     inc = incident_service.get(session, actor=viewer.principal, incident_id=incident_id)
     assert inc.id is not None
+    detail = views.detail(session, inc)
+    named = [t.actor for t in detail.timeline] + [r.author for r in detail.reports] + [detail.source]
     return {
         **_common(clock),
-        "inc": views.detail(session, inc),
+        "inc": detail,
+        "timeline": detail.timeline[::-1] if order == "newest" else detail.timeline,
+        "order": order,
+        "actors": labels.actors(session, named),
         "ack_tier": lifecycle.ack_tier_for(session, clock=clock, actor=viewer.principal, inc=inc),
         "notifications": outbox.for_incident(session, inc.id),
         "is_open": inc.status in OPEN_STATUSES,
@@ -227,17 +238,27 @@ def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, incide
 
 @router.get("/console/incidents/{incident_id}")
 def incident_page(
-    incident_id: Id, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+    incident_id: Id,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    order: OrderParam = "oldest",
 ) -> HTMLResponse:
-    ctx = _detail_context(session, clock, viewer, incident_id)
+    ctx = _detail_context(session, clock, viewer, incident_id, order)
     return render(request, "incident.html", {**ctx, "form": {}}, viewer=viewer)
 
 
 @router.get("/console/incidents/{incident_id}/live")
 def incident_fragment(
-    incident_id: Id, request: Request, session: SessionDep, clock: ClockDep, viewer: ViewerDep
+    incident_id: Id,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    viewer: ViewerDep,
+    order: OrderParam = "oldest",
 ) -> HTMLResponse:
-    ctx = _detail_context(session, clock, viewer, incident_id)
+    ctx = _detail_context(session, clock, viewer, incident_id, order)
     return render(request, "_incident_state.html", ctx, viewer=viewer)
 
 
@@ -254,9 +275,7 @@ def _incident_refusal(
 ) -> HTMLResponse:
     session.rollback()  # nothing of a refused act may be committed by the request's transaction
     if isinstance(exc, NotFound):
-        return render(
-            request, "error.html", {"title": "未找到", "message": exc.message}, viewer=viewer, status_code=404
-        )
+        return error_page(request, 404, exc)
     summary, fields = errors_of(exc)
     ctx = _detail_context(session, clock, viewer, incident_id)
     ctx |= {"form": values, "form_error": {"form": form, "summary": summary, "fields": fields}}

@@ -7,7 +7,6 @@ refusal is shown in Chinese next to its field with nothing written.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from app.roster.resolve import default_zone
 from app.roster.timeline import wall_to_utc
 from app.routers.deps import ClockDep, Id, SessionDep
 from app.routers.hazards import MAX_IMPORT_BYTES, photo_store
+from app.web import errors as web_errors
 from app.web.pages import CsrfDep, Viewer, ViewerDep, redirect, render, unit_choices
 
 router = APIRouter(include_in_schema=False)
@@ -38,73 +38,37 @@ SOURCE_NAMES = labels.HAZARD_SOURCES
 TIER_NAMES = {t: labels.TIER_LEVELS[t] for t in ("district", "city")}
 KIND_NAMES = labels.HAZARD_TIMELINE_KINDS
 FIELD_NAMES = labels.HAZARD_FIELDS
-# Our own messages (and Pydantic's) in Chinese; the first pattern that matches wins.
-MESSAGE_ZH: list[tuple[str, str]] = [
-    (r"is before found_at", "整改期限不能早于发现时间"),
-    (r"unknown category", "未知的场所类别"),
-    (r"is in the future", "不能晚于当前时间"),
-    (r"needs its basis", "重大隐患须填写判定依据"),
-    (r"outside (the|your) scope", "超出您的管辖范围"),
-    (r"not the city", "隐患须属于街道/乡镇或区,不能是市"),
-    (r"unknown unit", "未知的单位代码"),
-    (r"phone|mobile", "请填写有效的手机号码"),
-    (r"not a JPEG or PNG|could not be decoded", "不是 JPEG 或 PNG 图片"),
-    (r"damaged or incomplete", "图片已损坏或不完整"),
-    (r"5 MB", "照片不能超过 5 MB"),
-    (r"more than a photo needs", "图片像素过大"),
-    (r"the file is empty|empty file", "文件为空"),
-    (r"must be UTF-8", "CSV 文件须为 UTF-8 编码(或改用 XLSX)"),
-    (r"not a readable XLSX", "无法读取的 XLSX 文件"),
-    (r"holds a formula", "单元格含公式,请填写数值或文字"),
-    (r"no rows to import", "文件中没有数据行"),
-    (r"has already passed", "日期已过"),
-    (r"must be after the current deadline", "须晚于当前整改期限"),
-    (r"say what is still wrong", "验收未通过时须说明原因"),
-    (r"must be before or after", "请选择整改前或整改后"),
-    (r"a file is required", "请选择文件"),
-    (r"no hazard .* in your scope", "编号不存在或不在您的管辖范围内(新增隐患请留空编号)"),
-    (r"Field required|is required", "必填"),
-    (r"at least 1 character", "不能为空"),
-    (r"at most \d+ character", "过长"),
-    (r"valid date|date format|YYYY-MM-DD", "日期格式应为 年-月-日"),
-    (r"datetime|timezone", "时间格式有误"),
-    (r"Input should be", "请选择有效的选项"),
-    (r"greater than or equal|less than or equal|valid number", "请填写有效的数字"),
-]
 
 
-def message_zh(message: str) -> str:
-    for pattern, text in MESSAGE_ZH:
-        if re.search(pattern, message):
-            return text
-    return f"输入有误({message})"
+def _reason(message: str) -> str:
+    return web_errors.translate(message) or "填写有误"
 
 
 def refusal(exc: DomainError | ValidationError) -> tuple[str, dict[str, str]]:
-    """A refusal in Chinese: a summary and field → message (fields keyed as the form names them)."""
+    """A refusal in Chinese (app.web.errors): a summary and field → reason, fields keyed as the form names them;
+    an import's rows as "第3行 场所类别:…"."""
     if isinstance(exc, StateRefused | RoleRefused):
-        return exc.zh, {}
+        return exc.zh or web_errors.message(exc), {}
     fields: dict[str, str] = {}
     if isinstance(exc, ValidationError):
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ())]
-            fields.setdefault(loc[0] if loc else "form", message_zh(str(err.get("msg", ""))))
+            fields.setdefault(loc[0] if loc else "form", web_errors.pydantic_reason(err))
     else:
         for f in exc.fields:
-            name = f.field.split(".")[-1] if f.field.startswith("rows[") else f.field
-            text = message_zh(f.message)
+            text = f.zh or _reason(f.message)
             if f.field.startswith("rows["):
+                name = f.field.split(".")[-1]
                 row = f.field.split("]")[0].removeprefix("rows[")
-                text = f"第{row}行 {FIELD_NAMES.get(name, name)}:{text}"
-                fields[f.field] = text
+                fields[f.field] = f"第{row}行 {FIELD_NAMES.get(name, name)}:{text}"
             else:
-                fields.setdefault(name, text)
+                fields.setdefault(f.field, text)
         if not exc.fields:
             if exc.status == 404:
                 return "未找到该隐患(或不在您的管辖范围内)", {}
             if exc.status == 403:
                 return "超出您的权限或管辖范围", {}
-            return message_zh(exc.message), {}
+            return web_errors.message(exc), {}
     listed = "; ".join(f"{FIELD_NAMES.get(k, k) if not k.startswith('rows[') else ''}{v}" for k, v in fields.items())
     return f"请检查:{listed}"[:600], fields
 
@@ -367,9 +331,11 @@ def _hazard_page(
 ) -> HTMLResponse:
     hazard, _ = hazard_service.get(session, actor=viewer.principal, hazard_id=hazard_id)
     detail = views.detail(session, actor=viewer.principal, hazard=hazard, now=clock.now())
+    named = [detail.reported_by, *(e.actor for e in detail.timeline), *(p.uploaded_by for p in detail.photos)]
     ctx = {
         "labels": _labels(),
         "h": detail,
+        "actors": labels.actors(session, named),
         "error": error,
         "messages": MESSAGES,
         "active": "hazards",

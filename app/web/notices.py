@@ -164,7 +164,8 @@ def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, notice
     may_act = mine is not None and notice_service.may_act_for(
         session, clock=clock, person=viewer.person, actor=viewer.principal, unit=viewer.unit
     )
-    return {**_common(clock, "notices"), "notice": detail, "mine": mine, "may_act": may_act}
+    actors = labels.actors(session, [detail.issued_by])
+    return {**_common(clock, "notices"), "notice": detail, "mine": mine, "may_act": may_act, "actors": actors}
 
 
 @router.get("/console/notices/{notice_id}")

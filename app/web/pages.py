@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -10,12 +13,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import labels
 from app.auth import service as auth_service
@@ -25,8 +30,10 @@ from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.roster.resolve import default_zone
 from app.routers.deps import ClockDep, SessionDep
+from app.web import errors as web_errors
 from app.web import session as web_session
 
+log = logging.getLogger("dutyline.console")
 WEB_DIR = Path(__file__).parent
 # Pages carry no inline script or style, so the policy can forbid both.
 SECURITY_HEADERS = {
@@ -156,18 +163,24 @@ def redirect(path: str, *, msg: str | None = None) -> RedirectResponse:
 
 
 def errors_of(exc: DomainError | ValidationError) -> tuple[str, dict[str, str]]:
-    """A summary and field → message for showing a refusal next to the form fields."""
-    if isinstance(exc, ValidationError):
-        fields: dict[str, str] = {}
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err.get("loc", ())) or "form"
-            fields.setdefault(field, str(err.get("msg", "invalid")).removeprefix("Value error, "))
-        return "请检查标红的字段", fields
-    return exc.message, {f.field: f.message for f in exc.fields}
+    """A summary and field → message in Chinese, for showing a refusal next to the form fields (app.web.errors)."""
+    return web_errors.refusal(exc)
 
 
 def status_of(exc: DomainError | ValidationError) -> int:
-    return exc.status if isinstance(exc, DomainError) else 422
+    return web_errors.status_of(exc)
+
+
+def is_console(request: Request) -> bool:
+    """A console page (HTML), as opposed to the API and the other machine paths (JSON)."""
+    path = request.url.path
+    return (path == "/console" or path.startswith("/console/")) and not path.startswith("/console/static/")
+
+
+def error_page(request: Request, status: int, exc: DomainError | None = None) -> HTMLResponse:
+    """A console error page in Chinese: the title for the status and what went wrong."""
+    title, message = web_errors.page(status, exc)
+    return render(request, "error.html", {"title": title, "message": message, "status": status}, status_code=status)
 
 
 def install(app: FastAPI) -> None:
@@ -178,6 +191,8 @@ def install(app: FastAPI) -> None:
     async def _login(_: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"/console/login?next={quote(exc.next_path)}", status_code=303)
 
+    _console_error_pages(app)
+
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, _: CsrfRefused) -> Response:
         return render(
@@ -186,3 +201,48 @@ def install(app: FastAPI) -> None:
             {"title": "请求被拒绝", "message": "表单已过期或缺少安全校验(CSRF),请刷新页面后重试。"},
             status_code=403,
         )
+
+
+def _console_error_pages(app: FastAPI) -> None:
+    """Console paths answer every error with a Chinese HTML page; every other path keeps the API's JSON handler."""
+    handlers = app.exception_handlers
+    api_domain = handlers[DomainError]
+    api_validation = handlers[RequestValidationError]
+    api_http = handlers[StarletteHTTPException]
+
+    async def domain(request: Request, exc: Exception) -> Response:
+        if is_console(request) and isinstance(exc, DomainError):
+            if exc.status == 401:
+                return RedirectResponse(f"/console/login?next={quote(request.url.path)}", status_code=303)
+            return error_page(request, exc.status, exc)
+        return await _call(api_domain, request, exc)
+
+    async def validation(request: Request, exc: Exception) -> Response:
+        if is_console(request):
+            return error_page(request, 422)
+        return await _call(api_validation, request, exc)
+
+    async def http(request: Request, exc: Exception) -> Response:
+        if is_console(request) and isinstance(exc, StarletteHTTPException):
+            return error_page(request, exc.status_code)
+        return await _call(api_http, request, exc)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette logs the exception and re-raises it after this answer; the API keeps its plain 500.
+        log.error("unexpected error", extra={"path": request.url.path, "error": type(exc).__name__})
+        if is_console(request):
+            return error_page(request, 500)
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    app.add_exception_handler(DomainError, domain)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(Exception, unexpected)
+
+
+async def _call(handler: Callable[..., Any], request: Request, exc: Exception) -> Response:
+    result = handler(request, exc)
+    if inspect.isawaitable(result):
+        result = await result
+    assert isinstance(result, Response)
+    return result

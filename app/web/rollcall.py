@@ -100,6 +100,7 @@ def _detail_context(session: SessionDep, clock: ClockDep, viewer: Viewer, roll_c
     ]
     return {
         "rc": detail,
+        "actors": labels.actors(session, [detail.started_by]),
         "mine": mine,
         "now": clock.now(),
         "labels": LABELS,

@@ -125,7 +125,7 @@ def test_import_errors_are_shown_by_row_in_chinese(client: TestClient, session: 
     r = client.post("/console/hazards/import", data={"csrf": csrf},
                     files={"file": ("list.csv", f"{header}\n{good}\n{bad}\n".encode(), "text/csv")})  # fmt: skip
     assert r.status_code == 422
-    assert "第3行 场所类别:未知的场所类别" in r.text and "整份文件未导入" in r.text
+    assert "第3行 场所类别:不是已知的类别" in r.text and "整份文件未导入" in r.text
     assert hazards(session) == 0
     r = client.post("/console/hazards/import", data={"csrf": csrf},
                     files={"file": ("list.csv", f"{header}\n{good}\n".encode(), "text/csv")})  # fmt: skip

@@ -65,7 +65,7 @@ def test_ack_refused_for_someone_not_on_a_required_tier(
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf
     r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf.group(1)})
-    assert r.status_code == 403 and "not on a tier that must acknowledge" in r.text
+    assert r.status_code == 403 and "您所在的层级无需签收此事件" in r.text
 
 
 def test_follow_up_that_raises_the_level_makes_the_city_required(

@@ -62,7 +62,7 @@ def test_check_in_from_the_page_and_refusal_when_off_duty(
     assert person.username is not None
     csrf = console_sign_in(client, person.username)
     r = client.post("/console/check-in", data={"csrf": csrf})
-    assert r.status_code == 409 and "不在班" in r.text and "not on duty" in r.text
+    assert r.status_code == 409 and "不在班" in r.text and "当前在岗" in r.text
     assert fresh(session).exec(select(CheckIn)).all() == []
     now = clock.now()
     roster.override(
@@ -96,7 +96,7 @@ def test_handover_from_the_page(client: TestClient, session: Session, clock: Man
     log = client.get(f"/api/v1/shifts/log?unit={STREET}", headers=_bearer(client, person.username)).json()
     assert log["items"][0]["open_items"] == ["燃气泄漏回访", "消防通道检查"]
     r = client.post("/console/handover", data={"csrf": csrf, "incoming": person.username})
-    assert r.status_code == 422 and "hand over to yourself" in r.text
+    assert r.status_code == 422 and "接班人不能交接给自己" in r.text
 
 
 def _bearer(client: TestClient, username: str | None) -> dict[str, str]:
@@ -150,7 +150,7 @@ def test_month_view_overrides_and_gaps(client: TestClient, session: Session, clo
         },
     )
     assert bad.status_code == 422
-    assert 'data-field="person"' in bad.text and "no person" in bad.text
+    assert 'data-field="person"' in bad.text and "人员不存在:nobody-here" in bad.text
     backwards = client.post(
         "/console/overrides",
         data={
@@ -162,7 +162,7 @@ def test_month_view_overrides_and_gaps(client: TestClient, session: Session, clo
             "ends_at": "2026-04-18T08:30",
         },
     )
-    assert backwards.status_code == 422 and "ends_at must be after starts_at" in backwards.text
+    assert backwards.status_code == 422 and "结束时间须晚于开始时间" in backwards.text
     assert len(fresh(session).exec(select(Override)).all()) == 1
 
     r = client.post(f"/console/overrides/{row.id}/cancel", data={"csrf": csrf, "unit_code": STREET})
@@ -201,7 +201,7 @@ def test_csv_import_from_the_page_all_or_nothing(client: TestClient, session: Se
         data={"csrf": csrf, "unit_code": STREET},
         files={"file": ("may.csv", bad.encode(), "text/csv")},
     )
-    assert r.status_code == 422 and 'id="import-errors"' in r.text and "ghost" in r.text
+    assert r.status_code == 422 and 'id="import-errors"' in r.text and "第3行 人员:不存在:ghost" in r.text
     assert fresh(session).exec(select(Shift)).all() == []
     r = client.post(
         "/console/rosters/import",
