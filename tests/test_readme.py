@@ -205,6 +205,8 @@ def test_the_readme_blocks_are_found_and_name_their_placeholders() -> None:
     for placeholder in (BASE, PASSWORD, KEY_119):
         assert placeholder in text, placeholder
     assert "PRODUCT.md" not in README.read_text(encoding="utf-8")  # not in the repository: docs/reference.md is
+    # A date written out goes stale (a roster query of a past month answers nothing): `day N` computes them.
+    assert re.findall(r"\b20\d\d-\d\d(?:-\d\d)?\b", text) == []
 
 
 def test_every_readme_example_works_against_a_fresh_demo(fresh_demo: Demo, tmp_path: Path) -> None:
