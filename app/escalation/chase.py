@@ -294,7 +294,12 @@ def _answer(session: Session, *, clock: Clock, chase_id: int, person_id: int | N
         return False
     by = f"person:{person_id}" if person_id is not None else via
     _stop(session, chase, status=ChaseStatus.answered, at=clock.now(), by=by)
-    _event(session, kind, chase, Event("answered", clock.now(), f"{by}已答复({via})", {"by": by, "via": via}))
+    _event(
+        session,
+        kind,
+        chase,
+        Event("answered", clock.now(), f"{by}已答复({labels.label('channels', via)})", {"by": by, "via": via}),
+    )
     if kind is not None and kind.on_answer is not None:
         kind.on_answer(session, chase, by)
     return True

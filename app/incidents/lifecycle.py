@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, func, select
 
-from app import audit
+from app import audit, labels
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, NotFound
@@ -100,7 +100,7 @@ def acknowledge_tier(
         kind="ack",
         tier=state.tier,
         actor=f"person:{person.id}:{person.name}",
-        message=f"{unit.name if unit else state.tier}{person.name}签收({via})",
+        message=f"{unit.name if unit else state.tier}{person.name}签收({labels.label('channels', via)})",
         data={"person_id": person.id, "via": via, "step": state.step},
     )
     if inc.status == Status.reported:
@@ -170,7 +170,7 @@ def set_severity(
         at=now,
         kind="regraded",
         actor=actor.actor,
-        message=f"{actor.actor}将等级由{old}级调整为{severity}级:{reason}",
+        message=f"{actor.actor}将等级由{labels.level(old)}调整为{labels.level(severity)}:{reason}",
         data={"from": old, "to": severity, "reason": reason, "manual": True},
     )
     ctx = incident_service.context(session, clock, inc)

@@ -279,7 +279,7 @@ def _regrade(ctx: steps.Context, *, figures_changed: bool, actor: str, reason: s
     if new == old:
         return False
     inc.severity = new
-    ctx.note(kind="regraded", actor=actor, message=f"等级由{old}级调整为{new}级({reason})",
+    ctx.note(kind="regraded", actor=actor, message=f"等级由{labels.level(old)}调整为{labels.level(new)}({reason})",
              data={"from": old, "to": new, "computed": inc.computed_severity})  # fmt: skip
     if is_graver(new, old):
         steps.apply_plan(ctx, reason=f"升级为{new}级", regraded_from=old)

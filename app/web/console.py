@@ -216,6 +216,7 @@ def _board_refusal(
     viewer: Viewer,
     exc: DomainError | ValidationError,
     form: str,
+    values: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     session.rollback()  # nothing of a refused act may be committed by the request's transaction
     summary, fields = errors_of(exc)
@@ -223,7 +224,8 @@ def _board_refusal(
     return render(
         request,
         "board.html",
-        {**ctx, "form_error": {"form": form, "summary": summary, "fields": fields}},
+        # What was typed comes back in the form (`values`), so a refusal costs nobody their notes.
+        {**ctx, "form": values or {}, "form_error": {"form": form, "summary": summary, "fields": fields}},
         viewer=viewer,
         status_code=status_of(exc),
     )
@@ -270,6 +272,7 @@ def handover(
     incoming: Annotated[str, Form(max_length=64)] = "",
     incidents: Annotated[list[str] | None, Form(max_length=HANDOVER_INCIDENTS)] = None,
 ) -> Response:
+    values = {"notes": notes, "open_items": open_items, "incoming": incoming, "incidents": incidents or []}
     try:
         carried = _carried_items(session, viewer, incidents or [])
         data = HandoverRequest.model_validate(
@@ -282,9 +285,9 @@ def handover(
         practice.handover(session, clock=clock, actor=viewer.principal, data=data)
     except NotFound as exc:
         refusal = Invalid.field("incidents", exc.message)
-        return _board_refusal(request, session, clock, viewer, refusal, "handover")
+        return _board_refusal(request, session, clock, viewer, refusal, "handover", values)
     except (DomainError, ValidationError) as exc:
-        return _board_refusal(request, session, clock, viewer, exc, "handover")
+        return _board_refusal(request, session, clock, viewer, exc, "handover", values)
     return redirect("/console/board", msg="handed_over")
 
 

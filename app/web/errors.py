@@ -51,6 +51,8 @@ REASONS: list[tuple[str, Reason]] = [
     (r"incident \S+ is already closed|incident \S+ is closed", "事件已关闭"),
     (r"incident \S+ is (already )?(?P<status>reported|acknowledged|responding|resolved|closed)$", _status),
     (r"could not allocate an incident code", "暂时无法分配事件编号,请重试"),
+    (r"not an incident id", "不是有效的事件编号"),
+    (r"^no incident with id", "事件不存在,或不在您的管辖范围内"),
     # scope and authority
     (r"outside (the|your) scope", "超出您的管辖范围"),
     (r"lacks the permission", "您的角色没有此项操作的权限"),

@@ -111,5 +111,9 @@ def test_incident_arrives_live_is_acknowledged_and_a_follow_up_makes_the_city_re
     assert page.locator("#incident-state .sev-badge").get_attribute("data-severity") == "II"
     assert "待签收" in page.locator('#tiers [data-tier="city"]').inner_text()
     assert page.locator('#timeline li[data-kind="regraded"]').count() >= 1
+    # The street signed, the district and now the city have not: the incident as a whole is not signed.
+    overall = page.locator("#incident-state .overall")
+    assert overall.get_attribute("data-overall") == "partial" and "部分签收" in overall.inner_text()
+    assert "agency:" not in page.locator("#timeline").inner_text()
 
     screenshot(page, "incident.png")

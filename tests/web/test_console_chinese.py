@@ -122,8 +122,9 @@ def test_console_forms_refuse_in_chinese_keep_what_was_typed_and_write_nothing(
     csrf = console_sign_in(client, staff("city", "duty_officer").username or "")
     r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf})
     assert r.status_code == 403 and "您所在的层级无需签收此事件" in r.text
-    r = client.post("/console/handover", data={"csrf": csrf, "notes": "无", "incoming": "nobody-here"})
+    r = client.post("/console/handover", data={"csrf": csrf, "notes": "夜间巡查正常", "incoming": "nobody-here"})
     assert r.status_code == 422 and "接班人不是在职人员" in r.text
+    assert ">夜间巡查正常</textarea>" in r.text and 'value="nobody-here"' in r.text
     for shown in _shown(r.text, "flash error") + _shown(r.text, "field-error"):
         assert not ENGLISH.search(shown), shown
 
