@@ -36,16 +36,20 @@ class OverallState(StrEnum):
 PASS_OVER_STEP = 2
 
 
+def was_passed_over(row: IncidentTier, tiers: Sequence[str]) -> bool:
+    """Whether the tier's chain ran out without its answer, so that the tier above was told (acknowledged since
+    or not: the review and the accountability figures count it either way)."""
+    above = tier_above(row.tier)
+    return row.required and row.step >= PASS_OVER_STEP and above is not None and above in tiers
+
+
 def tier_status(row: IncidentTier, tiers: Sequence[str]) -> TierStatus:
     """One tier's state; `tiers` are the tiers the incident's chain has (a tier with none above is never passed
     over: the city repeats its own pages)."""
     if row.acknowledged_at is not None:
         return TierStatus.acknowledged
     if row.required:
-        above = tier_above(row.tier)
-        if row.step >= PASS_OVER_STEP and above is not None and above in tiers:
-            return TierStatus.passed_over
-        return TierStatus.paging
+        return TierStatus.passed_over if was_passed_over(row, tiers) else TierStatus.paging
     return TierStatus.informed if row.informed else TierStatus.idle
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from app.incidents import states as incident_states
 from app.incidents.models import Incident, IncidentTier, Report, TimelineEntry
 from app.notify.models import OutboxMessage
 from app.org import units as unit_service
@@ -108,7 +109,7 @@ def review(session: Session, incident: Incident, *, now: datetime) -> Review:
             unit=units[state.unit_id],
             state=state,
             first_page_at=min(pages_at) if state.required and pages_at else None,
-            passed_over=state.required and state.step >= 2 and tier != Tier.city,
+            passed_over=incident_states.was_passed_over(state, list(states)),
         )
         for m in messages:
             if m.tier != tier:

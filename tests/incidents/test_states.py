@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.clock import ManualClock
 from app.incidents.models import IncidentTier, Status
-from app.incidents.states import OverallState, TierStatus, overall_state, tier_status
+from app.incidents.states import OverallState, TierStatus, overall_state, tier_status, was_passed_over
 from tests.incidents.helpers import fire, key_for, signed_in_as, staff_chain, tick
 
 NOW = datetime(2026, 4, 18, 4, 0, tzinfo=UTC)
@@ -48,6 +48,9 @@ def test_a_tier_whose_chain_ran_out_is_passed_over_but_the_city_never_is() -> No
     assert tier_status(_row("district", step=2), ("street", "district")) == TierStatus.paging  # nothing above
     assert tier_status(_row("city", required=False, informed=True), CHAIN) == TierStatus.informed
     assert tier_status(_row("city", required=False), CHAIN) == TierStatus.idle
+    # The review counts a tier passed over even when it signed later; its state then is acknowledged.
+    assert was_passed_over(_row("street", step=2, acked=True), CHAIN)
+    assert not was_passed_over(_row("street", step=1), CHAIN) and not was_passed_over(_row("city", step=3), CHAIN)
 
 
 def test_the_api_says_partial_while_the_district_is_still_paged(
