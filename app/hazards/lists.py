@@ -76,9 +76,11 @@ def _read_csv(raw: bytes) -> Sheet:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Invalid.field("file", "a CSV must be UTF-8 (or give an XLSX file)") from exc
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
-    return Sheet([h.strip() for h in header], ((n, row) for n, row in enumerate(reader, start=2)), letters=False)
+    try:  # read whole (uploads are bounded): a csv.Error (a stray \r, a field past the module's limit) is a 422 here
+        header, *body = list(csv.reader(io.StringIO(text, newline=None))) or [[]]
+    except csv.Error as exc:
+        raise Invalid.field("file", f"not a readable CSV: {exc}") from exc
+    return Sheet([h.strip() for h in header], ((n, row) for n, row in enumerate(body, start=2)), letters=False)
 
 
 def _read_xlsx(raw: bytes) -> Sheet:

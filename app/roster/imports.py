@@ -55,7 +55,15 @@ def _instant(text: str, unit: Unit) -> datetime:
 
 
 def parse(session: Session, *, actor: Principal, text: str, handoff: time) -> tuple[list[Row], list[FieldError]]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _parse(session, actor=actor, text=text, handoff=handoff)
+    except csv.Error as exc:  # a stray carriage return, a field past the csv module's limit: a 422, not a 500
+        raise Invalid.field("file", f"not a readable CSV: {exc}") from exc
+
+
+def _parse(session: Session, *, actor: Principal, text: str, handoff: time) -> tuple[list[Row], list[FieldError]]:
+    # Universal newlines: a table saved with old Mac line ends (a lone \r) reads as lines, not as one bad field.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=None))
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     problems: list[FieldError] = []

@@ -134,6 +134,8 @@ def test_a_bad_row_names_its_row_and_column_and_nothing_is_imported(
     garbage = upload(client, t["inspector"], b"PK\x03\x04 not really a zip")
     assert garbage.status_code == 422 and garbage.json()["errors"][0]["field"] == "file"
     assert upload(client, t["inspector"], b"\xff\xfe\x00bad", name="x.csv").status_code == 422
+    huge = upload(client, t["inspector"], b"unit_code,venue\n" + b"x" * 200_000, name="x.csv")  # past csv's field limit
+    assert huge.status_code == 422 and huge.json()["errors"][0]["field"] == "file", huge.text[:300]
     assert hazard_count(session) == 0
 
 
