@@ -194,9 +194,13 @@ def review_page(
     except DomainError as exc:
         return render(request, "error.html", {"title": "找不到该事件", "message": "该事件不存在或不在您的管辖范围内。"},
                       viewer=viewer, status_code=exc.status)  # fmt: skip
+    found = review.review(session, inc, now=clock.now())
+    named = [rep.author for rep in found.reports] + [e.actor for e in found.late_marks]
+    named += [e.actor for line in found.tiers for e in line.events]
     ctx = {
         "active": "incidents",
-        "r": review.review(session, inc, now=clock.now()),
+        "r": found,
+        "actors": labels.actors(session, named),
         "tiers": TIERS,
         "duration": duration,
         "messages": {},

@@ -99,6 +99,7 @@ def test_the_review_page_tells_the_chain_of_an_incident(
     reports = html.split('id="review-reports"')[1].split("</section>")[0]
     assert reports.count("迟报</b>") == 2 and "首报 第1号" in reports and "终报 第2号" in reports
     assert "首报逾期(迟报)" in reports and "续报逾期(迟报)" in reports
+    assert "person:" not in html and "agency:" not in html  # authors and actors by name (app.labels.actors)
     a = client.get(f"/console/incidents/{month.incidents['A']}/review").text
     assert "越级(已告知上一级)" not in a and "首报按时" in a.replace("\n", "")
     # Outside the viewer's subtree: not found, in Chinese.
