@@ -9,7 +9,7 @@ its English message, else by its status. Nothing English reaches a duty officer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -275,10 +275,22 @@ PAGE_TITLES = {
 PAGE_MESSAGES = {
     404: "您访问的页面不存在,或对象不在您的管辖范围内。",
     405: "此页面不支持这种操作。",
-    422: "链接中的参数无效(编号应为正整数)。请从页面上的链接进入。",
+    422: "链接中的参数无效(如编号应为正整数)。请从页面上的链接进入。",
     500: "处理请求时出现意外错误,已记录。请稍后重试,或联系系统管理员。",
     503: "数据库暂时不可用,请稍后重试。",
 }
+
+
+def request_errors(errors: Sequence[Any]) -> str:
+    """What a request the router refused says, in Chinese: a bad link (path or query) or a form field too long."""
+    parts = []
+    for err in errors[:3]:
+        loc = [str(p) for p in err.get("loc", ())]
+        where, field = (loc[0] if loc else ""), ".".join(loc[1:])
+        if where in ("path", "query"):
+            return PAGE_MESSAGES[422]
+        parts.append(_with_label(field or "form", pydantic_reason(err)))
+    return ";".join(parts) or PAGE_MESSAGES[422]
 
 
 def page(status: int, exc: DomainError | None = None) -> tuple[str, str]:

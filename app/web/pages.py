@@ -177,9 +177,13 @@ def is_console(request: Request) -> bool:
     return (path == "/console" or path.startswith("/console/")) and not path.startswith("/console/static/")
 
 
-def error_page(request: Request, status: int, exc: DomainError | None = None) -> HTMLResponse:
+def error_page(
+    request: Request, status: int, exc: DomainError | None = None, *, detail: str | None = None
+) -> HTMLResponse:
     """A console error page in Chinese: the title for the status and what went wrong."""
     title, message = web_errors.page(status, exc)
+    if detail:
+        title, message = ("提交的内容有误", detail) if not detail.startswith("链接") else (title, detail)
     return render(request, "error.html", {"title": title, "message": message, "status": status}, status_code=status)
 
 
@@ -218,8 +222,8 @@ def _console_error_pages(app: FastAPI) -> None:
         return await _call(api_domain, request, exc)
 
     async def validation(request: Request, exc: Exception) -> Response:
-        if is_console(request):
-            return error_page(request, 422)
+        if is_console(request) and isinstance(exc, RequestValidationError):
+            return error_page(request, 422, detail=web_errors.request_errors(exc.errors()))
         return await _call(api_validation, request, exc)
 
     async def http(request: Request, exc: Exception) -> Response:

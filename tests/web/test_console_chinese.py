@@ -158,6 +158,10 @@ def test_every_console_error_is_a_chinese_page_and_the_api_keeps_json(
             assert r.headers["content-type"].startswith("text/html"), path
             assert f"<h1>{title}</h1>" in r.text, path
             assert not ENGLISH.search(_shown(r.text, "flash error")[0]), (path, r.text)
+        csrf = console_sign_in(client, staff("street", "duty_officer").username or "")
+        r = client.post("/console/incidents/new", data={"csrf": csrf, "title": "火" * 401})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+        assert "<h1>提交的内容有误</h1>" in r.text and "标题不能超过400个字" in r.text
         bearer = login(client, staff("street", "duty_officer").username or "")
         api = {"/api/v1/incidents/abc": 422, "/api/v1/no-such": 404, "/api/v1/incidents/424242": 404}
         for path, status in api.items():
