@@ -62,4 +62,3 @@ def test_the_default_rules_are_as_the_reference_says() -> None:
 def test_the_readme_links_the_reference() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "(docs/reference.md" in readme
-

@@ -98,12 +98,14 @@ def get_viewer(request: Request, session: SessionDep, clock: ClockDep) -> Viewer
     found = web_session.read_session(
         request.cookies.get(web_session.SESSION_COOKIE), secret=request.app.state.secret_key, clock=clock
     )
+    # Back to the page asked for after signing in, with its query (a report's unit and period, a filter).
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if found is None:
-        raise LoginRequired(request.url.path)
+        raise LoginRequired(here)
     try:
         principal = auth_service.person_principal(session, found.person_id)
     except Unauthenticated as exc:
-        raise LoginRequired(request.url.path) from exc
+        raise LoginRequired(here) from exc
     person = session.get(Person, found.person_id)
     unit = session.get(Unit, principal.unit_id)
     assert person is not None and unit is not None

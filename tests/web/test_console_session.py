@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -25,6 +26,13 @@ def test_pages_need_a_session(client: TestClient) -> None:
     r = client.get("/console/board", follow_redirects=False)
     assert r.status_code == 303
     assert r.headers["location"] == "/console/login?next=/console/board"
+    # The page asked for comes back after signing in with its query (here a report's unit and period).
+    asked = "/console/reports?unit=110106&period=month"
+    r = client.get(asked, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/login?next=" + quote(asked)
+    login = client.get(r.headers["location"])
+    assert f'value="{asked}"' in login.text.replace("&amp;", "&")
     root = client.get("/", follow_redirects=False)
     assert root.status_code == 307 and root.headers["location"] == "/console"
 
