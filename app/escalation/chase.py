@@ -461,7 +461,9 @@ class Stepper:
         values = params if params is not None else self._params(chase, unit)
         label = ROLE_LABEL.get(role, "管理员")
         name, person_id = person.name, person.id
-        voice = kind.templates.voice if kind is not None else None
+        # A call reads the post's own voice text; the admins told of a wholly vacant ladder (rung -1) are not the
+        # post and its text has no parameters for them: past the SMS budget their telling stays in the console.
+        voice = kind.templates.voice if kind is not None and rung >= 0 else None
         calls = bool(voice and kind is not None and kind.calls is not None and kind.calls(chase, rung, role))
         # The same path as an incident's pages: the day's SMS budget (a page owed an answer goes by voice past it,
         # an informational one stays in the console), the unit's group robots, a call when the kind asks for one.

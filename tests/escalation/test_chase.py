@@ -17,7 +17,7 @@ from app.db import transaction
 from app.escalation import chase, jobs, wake
 from app.escalation.models import Chase, ChaseEvent
 from app.incidents import acks
-from app.notify import inbound, templates
+from app.notify import inbound, outbox, templates
 from app.notify.models import OutboxMessage
 from app.org import units
 from app.org.models import Unit
@@ -166,6 +166,31 @@ def test_a_wholly_vacant_ladder_tells_every_admin_of_the_unit_and_above(
     assert pages[0].body.startswith("【全线空岗】右安门街道值班员及以上各级值守岗位均无人，转告管理员：【点名】")
     assert events(session) == ["vacant"] * 6 + ["all_vacant", "page", "page"]
     assert rows(session)[0].status == "all_vacant"
+
+
+def test_admins_over_their_sms_budget_are_told_in_the_console_not_by_the_posts_call(
+    session: Session, clock: ManualClock, engine: Engine, kind: chase.Kind
+) -> None:
+    """Found by the full fuzz drill: a kind that calls (a roll-call) sent the admin of a wholly vacant ladder its
+    post's voice text, which needs parameters the admins' telling has not, and every tick failed from then on."""
+    from app.notify import budget
+
+    voiced = replace(kind.templates, voice="voice_rollcall")
+    calling = chase.register(replace(kind, name="test_calls", templates=voiced))
+    admin = make_person(session, clock, unit="110000", roles=["admin"])
+    before = budget._daily
+    budget.set_daily_budget(1)
+    try:
+        with transaction(engine) as s:  # the admin's one SMS of the day has gone already
+            outbox.enqueue(s, outbox.message(clock=clock, channel="sms", to=admin.phone, template="ack_confirmed",
+                                             params={"code": "X1"}, dedup_key="earlier"))  # fmt: skip
+        start(engine, clock, calling)
+        jobs.run_tick(engine, clock=clock)  # raised Invalid (voice_rollcall needs caller, name) before
+    finally:
+        budget.set_daily_budget(before)
+    assert [m.template for m in sent(session) if m.person_id == admin.id] == []
+    assert rows(session)[0].status == "all_vacant"
+    assert "page_held" in events(session)
 
 
 def test_a_one_shot_alert_pages_in_the_callers_transaction_once(
