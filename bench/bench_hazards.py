@@ -61,7 +61,7 @@ def populate(session: Session, rng: random.Random) -> tuple[list[Unit], list[Uni
     streets = [u for u in units if u.tier == Tier.street]
     districts = [u for u in units if u.tier == Tier.district]
     rows: list[dict[str, Any]] = []
-    codes = set()
+    codes: set[str] = set()
     while len(codes) < HAZARDS:
         codes.add(hazard_service.new_code())
     for i, code in enumerate(sorted(codes)):

@@ -136,7 +136,8 @@ def populate(session: Session, rng: random.Random) -> tuple[Unit, list[Unit], li
     _bulk(session, Report, reports)
     session.commit()
 
-    calls, call_entries = [], []
+    calls: list[dict[str, Any]] = []
+    call_entries: list[dict[str, Any]] = []
     n_calls = 0
     while len(call_entries) < ENTRIES:
         n_calls += 1
@@ -156,7 +157,8 @@ def populate(session: Session, rng: random.Random) -> tuple[Unit, list[Unit], li
     _bulk(session, RollCall, calls)
     _bulk(session, RollCallEntry, call_entries[:ENTRIES])
 
-    notices, receipts = [], []
+    notices: list[dict[str, Any]] = []
+    receipts: list[dict[str, Any]] = []
     n_notices = 0
     while len(receipts) < RECEIPTS:
         n_notices += 1

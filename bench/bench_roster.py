@@ -19,7 +19,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
@@ -153,28 +154,33 @@ def raw_rows(session: Session, unit_ids: list[int] | None, at: datetime) -> int:
     """The baseline: the rows resolution needs, loaded with the same filters and no computation."""
     n = 0
     for model in (Override, Shift):
-        q = select(model.id, model.unit_id, model.role, model.person_id, model.starts_at, model.ends_at).where(
-            col(model.starts_at) <= at, col(model.starts_at) > at - MAX_COVER, col(model.ends_at) > at
-        )
+        q = sa_select(
+            col(model.id),
+            col(model.unit_id),
+            col(model.role),
+            col(model.person_id),
+            col(model.starts_at),
+            col(model.ends_at),
+        ).where(col(model.starts_at) <= at, col(model.starts_at) > at - MAX_COVER, col(model.ends_at) > at)
         if unit_ids is not None:
             q = q.where(col(model.unit_id).in_(unit_ids))
-        n += len(session.exec(q).all())
-    q2 = select(
-        Rotation.id,
-        Rotation.unit_id,
-        Rotation.role,
-        Rotation.participants,
-        Rotation.start_date,
-        Rotation.handoff_time,
-        Rotation.shift_minutes,
-        Rotation.cycle_minutes,
-        Rotation.ends_at,
+        n += len(session.execute(q).all())
+    q2 = sa_select(
+        col(Rotation.id),
+        col(Rotation.unit_id),
+        col(Rotation.role),
+        col(Rotation.participants),
+        col(Rotation.start_date),
+        col(Rotation.handoff_time),
+        col(Rotation.shift_minutes),
+        col(Rotation.cycle_minutes),
+        col(Rotation.ends_at),
     ).where(
         col(Rotation.starts_at) <= at + ZONE_SLACK, (col(Rotation.ends_at).is_(None)) | (col(Rotation.ends_at) > at)
     )
     if unit_ids is not None:
         q2 = q2.where(col(Rotation.unit_id).in_(unit_ids))
-    rotations = session.exec(q2).all()
+    rotations = session.execute(q2).all()
     ids = {i for r in rotations for i in r[3][:1]}
     n += len(rotations) + len(session.exec(select(Person).where(col(Person.id).in_(ids))).all())
     return n
@@ -225,29 +231,29 @@ def main() -> None:
         ]
         read = reader(engine)
 
-        def board_once(at_iter=iter(year * 4)) -> None:
+        def board_once(at_iter: Iterator[datetime] = iter(year * 4)) -> None:
             with Session(read) as s:
                 units_ = list(s.exec(select(Unit)))
                 roster_service.resolve_many_brief(s, units=units_, at=next(at_iter))
 
-        def board_people(at_iter=iter(year * 4)) -> None:
+        def board_people(at_iter: Iterator[datetime] = iter(year * 4)) -> None:
             with Session(read) as s:
                 units_ = list(s.exec(select(Unit)))
                 roster_service.resolve_many(s, units=units_, at=next(at_iter))
 
-        def board_raw(at_iter=iter(year * 4)) -> None:
+        def board_raw(at_iter: Iterator[datetime] = iter(year * 4)) -> None:
             with Session(read) as s:
                 list(s.exec(select(Unit)))
                 raw_rows(s, None, next(at_iter))
 
         streets = [u for u in units if u.tier == "street"]
 
-        def chain_once(at_iter=iter(year * 4)) -> None:
+        def chain_once(at_iter: Iterator[datetime] = iter(year * 4)) -> None:
             with Session(read) as s:
                 chain = unit_service.chain(s, rng.choice(streets))
                 roster_service.resolve_many(s, units=chain, at=next(at_iter))
 
-        def chain_raw(at_iter=iter(year * 4)) -> None:
+        def chain_raw(at_iter: Iterator[datetime] = iter(year * 4)) -> None:
             with Session(read) as s:
                 chain = unit_service.chain(s, rng.choice(streets))
                 raw_rows(s, [u.id for u in chain if u.id is not None], next(at_iter))
@@ -287,7 +293,7 @@ def main() -> None:
                 headers = {"Authorization": f"Bearer {token['access_token']}"}
                 ats = [a.isoformat() for a in year]
 
-                def http_board(it=iter(ats * 4)) -> None:
+                def http_board(it: Iterator[str] = iter(ats * 4)) -> None:
                     r = http.get("/api/v1/oncall/board", params={"at": next(it)}, headers=headers)
                     assert r.status_code == 200 and len(r.json()["items"]) == 360, r.text
 

@@ -139,7 +139,7 @@ def run_dispatcher(engine: object, sim_url: str, n: int, rate: float, already: i
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     dispatcher.stop()
-    client.http_client.close()  # type: ignore[attr-defined]
+    client.http_client.close()
     samples.append(rss_mb())
     return elapsed, samples
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -27,7 +28,7 @@ def test_body_over_the_limit_is_413(client: TestClient, session: Session, clock:
     r = client.post("/api/v1/people", content=big, headers={**headers, "content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
 
-    def chunks():  # no Content-Length: the limit must hold while streaming too
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming too
         for _ in range(20):
             yield b"x" * 100_000
 

@@ -23,7 +23,7 @@ def _incidents(session: Session) -> int:
 
 def _clear_4xx(r: httpx.Response) -> dict[str, Any]:
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
-    body = r.json()
+    body: dict[str, Any] = r.json()
     assert body["code"] and body["message"]
     return body
 
@@ -80,7 +80,10 @@ def test_text_no_database_can_store_is_a_422_not_a_500(
 
     def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
         # json.dumps escapes both as \u0000 / \ud870, as an integrator's JSON library would send them.
-        return client.post(path, content=json.dumps(body), headers={**headers, "content-type": "application/json"})
+        r: httpx.Response = client.post(
+            path, content=json.dumps(body), headers={**headers, "content-type": "application/json"}
+        )
+        return r
 
     if "\x00" in text:  # a surrogate cannot even be put into a URL
         body = _clear_4xx(client.get("/api/v1/people", params={"q": text}, headers=admin))

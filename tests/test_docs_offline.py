@@ -44,5 +44,5 @@ def test_the_default_fastapi_docs_would_have_needed_a_cdn() -> None:
     """The check above can tell: FastAPI's own page points at jsDelivr."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    html = get_swagger_ui_html(openapi_url="/openapi.json", title="x").body.decode()
+    html = bytes(get_swagger_ui_html(openapi_url="/openapi.json", title="x").body).decode()
     assert any(urlsplit(ref).netloc for ref in _references(html))

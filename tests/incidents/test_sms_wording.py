@@ -67,7 +67,8 @@ def test_first_page_reminders_and_the_tier_above_read_right(
     )
     inc = httpx.post(f"{service.url}/api/v1/incidents", json=body, headers=key, timeout=TIMEOUT).json()
     assert inc["severity"] == "IV"
-    code, seen = inc["code"], {}
+    code = inc["code"]
+    seen: dict[str, int] = {}
     _step(service, engine, clock)
 
     street_duty, street_leader = staff("street", "duty_officer").phone, staff("street", "leader").phone
@@ -118,7 +119,8 @@ def test_a_rise_in_level_is_texted_to_every_tier_involved_once(
     staff = staff_chain(session, clock)
     key = key_for(session, clock, "119")
     inc = httpx.post(f"{service.url}/api/v1/incidents", json=fire(), headers=key, timeout=TIMEOUT).json()
-    code, seen, phones = inc["code"], {}, _phones(staff)
+    code, phones = inc["code"], _phones(staff)
+    seen: dict[str, int] = {}
     _step(service, engine, clock)
     for name in phones:
         _new(simulator, phones[name], seen)

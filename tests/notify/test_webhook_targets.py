@@ -19,6 +19,7 @@ from app.auth.principal import Principal
 from app.clock import ManualClock
 from app.config import Settings
 from app.db import transaction
+from app.errors import Invalid
 from app.main import create_app
 from app.notify import webhooks
 from app.notify.channels.webhook import WebhookChannel
@@ -77,7 +78,7 @@ def test_allow_private_lets_an_intranet_receiver_subscribe(
 
 def test_a_name_that_resolves_inside_is_refused_when_subscribed(engine: Engine, clock: ManualClock) -> None:
     data = webhooks.SubscriptionCreate(url="https://hooks.example.net/in")
-    with pytest.raises(webhooks.Invalid) as refused, transaction(engine) as session:
+    with pytest.raises(Invalid) as refused, transaction(engine) as session:
         webhooks.create(
             session, clock=clock, actor=Principal.system("t"), data=data, resolver=lambda _h, _p: [PUBLIC, "10.1.2.3"]
         )

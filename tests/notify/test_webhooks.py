@@ -30,7 +30,9 @@ INCIDENT = {"id": 31, "code": "F3K7", "title": "某医院住院部起火", "seve
 FENGTAI_STREET = "110000/110106/110106001"
 
 
-def _agency_key(client: TestClient, session: Session, clock: ManualClock, code: str, unit: str | None = None) -> dict:
+def _agency_key(
+    client: TestClient, session: Session, clock: ManualClock, code: str, unit: str | None = None
+) -> dict[str, str]:
     make_agency(session, clock, code=code, unit=unit)
     admin = signed_in(client, session, clock, unit="110000", roles=["admin"])
     r = client.post(

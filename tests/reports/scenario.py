@@ -76,7 +76,7 @@ def scripted_month(client: TestClient, session: Session, clock: ManualClock, eng
         _ok(client.post(f"/api/v1/incidents/{iid}/reports", json={"kind": kind, "text": f"{kind}报告"}, headers=key))
 
     def advance(**delta: float) -> None:
-        clock.advance(**delta)
+        clock.advance(timedelta(**delta))
         follow_up(engine, clock)
 
     ids: dict[str, int] = {}

@@ -219,9 +219,12 @@ def test_swap_is_one_act_and_needs_real_shifts(client: TestClient, session: Sess
     a = make_person(session, clock, unit=STREET, roles=["leader"], password=None)
     b = make_person(session, clock, unit=STREET, roles=["leader"], password=None)
     helpers.rotation(session, clock, unit=STREET, role="leader", people=[a, b], start=date(2026, 4, 1))
-    d = lambda day: datetime(2026, 4, day, 8, 30, tzinfo=SHANGHAI).isoformat()  # noqa: E731
+
+    def d(day: int) -> str:
+        return datetime(2026, 4, day, 8, 30, tzinfo=SHANGHAI).isoformat()
+
     # Index 0 (04-01) is a, so a holds 04-19 (index 18) and b holds 04-20.
-    body = {
+    body: dict[str, Any] = {
         "unit_code": STREET,
         "role": "leader",
         "first": {"person": a.id, "starts_at": d(19), "ends_at": d(20)},
@@ -233,7 +236,9 @@ def test_swap_is_one_act_and_needs_real_shifts(client: TestClient, session: Sess
     assert r.status_code == 201, r.text
 
     def chain(at: str) -> dict[str, Any]:
-        return client.get(f"/api/v1/oncall?unit={STREET}&at={at.replace('+', '%2B')}", headers=headers).json()[0]
+        r = client.get(f"/api/v1/oncall?unit={STREET}&at={at.replace('+', '%2B')}", headers=headers)
+        first: dict[str, Any] = r.json()[0]
+        return first
 
     assert chain(d(19))["leader"]["id"] == b.id and chain(d(20))["leader"]["id"] == a.id
     assert (

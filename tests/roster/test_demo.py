@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
@@ -16,11 +17,14 @@ from tests.factories import login, signed_in
 
 def counts(session: Session) -> tuple[int, int, int]:
     session.rollback()
-    return tuple(session.exec(select(func.count()).select_from(m)).one() for m in (Person, Rotation, Override))  # type: ignore[return-value]
+    people, rotations, overrides = (
+        session.exec(select(func.count()).select_from(m)).one() for m in (Person, Rotation, Override)
+    )
+    return people, rotations, overrides
 
 
 def test_demo_board_has_no_gap_and_demo_is_idempotent(
-    engine: Engine, client: TestClient, session: Session, clock: ManualClock, monkeypatch
+    engine: Engine, client: TestClient, session: Session, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DUTYLINE_DEMO_PASSWORD", "Demo-password-1")
     began = time.monotonic()

@@ -176,7 +176,7 @@ def test_stored_rosters_resolve_to_the_precedence_winner(
     """The same rule as the pure property test, through the database and resolve_many's batched loading."""
     with Session(engine, expire_on_commit=False) as session:
         for model in (Override, Shift, Rotation):
-            session.exec(delete(model))  # type: ignore[call-overload]
+            session.exec(delete(model))
         people = []
         for i in range(4):
             p = session.exec(select(Person).where(Person.username == f"prop{i}")).first()
@@ -225,8 +225,10 @@ def test_stored_rosters_resolve_to_the_precedence_winner(
             session.add(people[i])
         session.commit()
         u = helpers.unit(session, STREET)
+        assert u.id is not None
         for minute in probes:
             at = base + timedelta(minutes=minute)
+            expected: Person | None
             live = [o for o in made_overrides if o[2] <= at < o[3] and o[1] not in inactive]
             if live:
                 expected = people[max(live)[1]]
@@ -240,5 +242,5 @@ def test_stored_rosters_resolve_to_the_precedence_winner(
             got = roster_service.resolve_many(session, units=[u], at=at)[(u.id, "duty_officer")]
             assert got == expected, (at, overrides, shifts, inactive)
         for model in (Override, Shift, Rotation):
-            session.exec(delete(model))  # type: ignore[call-overload]
+            session.exec(delete(model))
         session.commit()

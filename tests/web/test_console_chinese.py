@@ -26,7 +26,8 @@ ENGLISH = re.compile(r"[A-Za-z]{4,}")
 def _post(client: TestClient, headers: dict[str, str], **overrides: object) -> dict[str, object]:
     r = client.post("/api/v1/incidents", json=fire(**overrides), headers=headers)
     assert r.status_code == 201, r.text
-    return r.json()
+    body: dict[str, object] = r.json()
+    return body
 
 
 def _shown(html: str, css_class: str) -> list[str]:

@@ -21,7 +21,8 @@ def _post_incident(client: TestClient, session: Session, clock: ManualClock, **o
     headers = key_for(session, clock, "119")
     r = client.post("/api/v1/incidents", json=fire(**overrides), headers=headers)
     assert r.status_code == 201, r.text
-    return r.json()
+    body: dict[str, object] = r.json()
+    return body
 
 
 def test_list_is_sorted_by_level_then_age_and_offers_ack(
