@@ -4,6 +4,8 @@ None of them pages: they change state and make steps due; the escalation tick pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlmodel import Session, col, func, select
 
 from app import audit, labels
@@ -48,17 +50,44 @@ def _tier_of(session: Session, inc: Incident, person: Person, *, clock: Clock) -
 
 def ack_tier_for(session: Session, *, clock: Clock, actor: Principal, inc: Incident) -> str | None:
     """The tier this actor could acknowledge for right now (required and not yet acknowledged), or None."""
-    if actor.kind != "person" or actor.id is None or not actor.can("incidents:ack"):
-        return None
-    if inc.status not in OPEN_STATUSES:
-        return None
+    assert inc.id is not None
+    return ack_tiers(session, clock=clock, actor=actor, incidents=[inc]).get(inc.id)
+
+
+def ack_tiers(
+    session: Session, *, clock: Clock, actor: Principal, incidents: Sequence[Incident]
+) -> dict[int, str | None]:
+    """For each incident, the tier this actor could acknowledge now (required, not yet acknowledged): the tier of
+    their home unit, or one whose post they hold now (three queries for any number of incidents)."""
+    if actor.kind != "person" or actor.id is None or not actor.can("incidents:ack") or not incidents:
+        return {}
     person = session.get(Person, actor.id)
     if person is None or not set(person.roles) & ACK_ROLES:
-        return None
-    state = _tier_of(session, inc, person, clock=clock)
-    if state is None or not state.required or state.acknowledged_at is not None:
-        return None
-    return state.tier
+        return {}
+    ids = [inc.id for inc in incidents if inc.id is not None and inc.status in OPEN_STATUSES]
+    states = session.exec(select(IncidentTier).where(col(IncidentTier.incident_id).in_(ids))).all() if ids else []
+    by_incident: dict[int, list[IncidentTier]] = {}
+    for state in states:
+        by_incident.setdefault(state.incident_id, []).append(state)
+    # Only for incidents where the person's home unit is not one of the tiers: who holds those tiers' posts now.
+    elsewhere = {s.unit_id for rows in by_incident.values() if all(s.unit_id != person.unit_id for s in rows)
+                 for s in rows}  # fmt: skip
+    on_duty: dict[tuple[int, str], Person | None] = {}
+    if elsewhere:
+        units = list(session.exec(select(Unit).where(col(Unit.id).in_(elsewhere))).all())
+        on_duty = roster_service.resolve_many(session, units=units, at=clock.now())
+    out: dict[int, str | None] = {}
+    for incident_id, rows in by_incident.items():
+        mine = next((s for s in rows if s.unit_id == person.unit_id), None)
+        if mine is None:
+            held = [s for s in rows for role in ACK_ROLES if _holds(on_duty.get((s.unit_id, role)), person)]
+            mine = held[0] if held else None
+        out[incident_id] = mine.tier if mine is not None and mine.required and mine.acknowledged_at is None else None
+    return out
+
+
+def _holds(holder: Person | None, person: Person) -> bool:
+    return holder is not None and holder.id == person.id
 
 
 def acknowledge(

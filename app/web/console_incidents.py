@@ -17,8 +17,7 @@ from pydantic import ValidationError
 
 from app import labels
 from app.errors import DomainError, NotFound
-from app.escalation.grading import Severity
-from app.incidents import lifecycle, views
+from app.incidents import lifecycle, views, worklist
 from app.incidents import service as incident_service
 from app.incidents.categories import CATEGORIES
 from app.incidents.models import OPEN_STATUSES
@@ -52,26 +51,9 @@ LIST_LIMIT = 200
 
 def open_incidents(session: SessionDep, clock: ClockDep, viewer: Viewer) -> list[dict[str, Any]]:
     """Open incidents in the viewer's scope, gravest first and then oldest first, with the tier they may ack."""
-    rows = []
-    for status in OPEN_STATUSES:
-        found, _ = incident_service.listing(
-            session,
-            actor=viewer.principal,
-            status=status,
-            severity=None,
-            unit=None,
-            since=None,
-            limit=LIST_LIMIT,
-            offset=0,
-        )
-        rows.extend(found)
-    rows.sort(key=lambda inc: (Severity(inc.severity).rank, inc.created_at, inc.id))
-    rows = rows[:LIST_LIMIT]
-    public = views.public_many(session, rows)
-    return [
-        {"inc": p, "ack_tier": lifecycle.ack_tier_for(session, clock=clock, actor=viewer.principal, inc=row)}
-        for row, p in zip(rows, public, strict=True)
-    ]
+    items = worklist.open_incidents(session, clock=clock, actor=viewer.principal, limit=LIST_LIMIT)
+    public = views.public_many(session, [item.incident for item in items])
+    return [{"inc": p, "ack_tier": item.ack_tier} for item, p in zip(items, public, strict=True)]
 
 
 def _next_step(inc: IncidentPublic) -> datetime | None:
