@@ -553,7 +553,7 @@ def drill_mainland(size: Size) -> Outcome:
             _allowed_duplicates(url, dups, out)
             engine = engine_for(url)
             with engine.connect() as conn:
-                providers = dict(
+                providers: dict[str, int] = dict(
                     conn.execute(
                         text(
                             "SELECT coalesce(provider, '-') || ' ' || status, count(*) FROM outbox_message "
@@ -562,7 +562,7 @@ def drill_mainland(size: Size) -> Outcome:
                     ).all()
                 )
                 failovers = conn.execute(text("SELECT count(*) FROM timeline_entry WHERE kind = 'failover'")).scalar()
-                sms = dict(
+                sms: dict[str, int] = dict(
                     conn.execute(
                         text("SELECT status, count(*) FROM outbox_message WHERE channel = 'sms' GROUP BY status")
                     ).all()
