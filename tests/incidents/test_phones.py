@@ -4,20 +4,41 @@ acknowledges through the same function as the console."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import Session
 
 from app.clock import ManualClock
-from tests.incidents.helpers import fire, key_for, staff_chain
+from tests.incidents.helpers import Staff, fire, key_for, staff_chain
 from tests.notify.conftest import Phone, Service
 
 
+@pytest.fixture
+def staff(session: Session, clock: ManualClock) -> Staff:
+    """The chain, written before the service starts: on SQLite a test's own writes (a password hashed between a
+    read and a write) would otherwise meet the live server's tick writing every second ("database is locked")."""
+    people = staff_chain(session, clock)
+    session.commit()
+    return people
+
+
+@pytest.fixture
+def key(session: Session, clock: ManualClock, staff: Staff) -> dict[str, str]:  # noqa: ARG001 (order: staff first)
+    made = key_for(session, clock, "119")
+    session.commit()
+    return made
+
+
+@pytest.fixture
+def service_options(key: dict[str, str]) -> dict[str, Any]:  # noqa: ARG001 (the staff and key come first)
+    return {}
+
+
 def test_reply_1_acknowledges_for_the_street(
-    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+    service: Service, staff: Staff, key: dict[str, str], phone: Callable[[str], Phone]
 ) -> None:
-    staff = staff_chain(session, clock)
-    key = key_for(session, clock, "119")
     with httpx.Client(base_url=service.url, headers=key, timeout=10) as api:
         inc = api.post("/api/v1/incidents", json=fire()).json()
         street = phone(staff("street", "duty_officer").phone)
@@ -32,10 +53,8 @@ def test_reply_1_acknowledges_for_the_street(
 
 
 def test_a_city_leader_acknowledges_a_level_ii_call_by_pressing_1(
-    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone]
+    service: Service, staff: Staff, key: dict[str, str], phone: Callable[[str], Phone]
 ) -> None:
-    staff = staff_chain(session, clock)
-    key = key_for(session, clock, "119")
     deaths = {"deaths": 12, "injuries": 0, "trapped": 0, "missing": 0}
     with httpx.Client(base_url=service.url, headers=key, timeout=10) as api:
         inc = api.post("/api/v1/incidents", json=fire(casualties=deaths)).json()
