@@ -20,13 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,11 +53,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", a
 """
 
 
-def wait_for(what: str, probe: object, target: int) -> float:
+def wait_for(what: str, probe: Callable[[], int], target: int) -> float:
     """Seconds (wall clock, from now) until probe() reaches target."""
     started = time.perf_counter()
     while True:
-        got = probe()  # type: ignore[operator]
+        got = probe()
         if got >= target:
             return time.perf_counter() - started
         if time.perf_counter() - started > TIMEOUT:
@@ -64,8 +65,8 @@ def wait_for(what: str, probe: object, target: int) -> float:
         time.sleep(0.05)
 
 
-def scalar(engine: object, sql: str, **params: object) -> int:
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+def scalar(engine: Engine, sql: str, **params: object) -> int:
+    with engine.connect() as conn:
         return int(conn.execute(text(sql), params).scalar_one() or 0)
 
 
@@ -92,7 +93,7 @@ def raw_sends(sim_url: str, n: int) -> float:
     return elapsed
 
 
-def sent_since(engine: object, code: str, template: str) -> object:
+def sent_since(engine: Engine, code: str, template: str) -> Callable[[], int]:
     sql = ("SELECT count(*) FROM outbox_message WHERE incident_code = :code AND template = :t "
            "AND status IN ('sent', 'delivered')")  # fmt: skip
     return lambda: scalar(engine, sql, code=code, t=template)
@@ -222,8 +223,8 @@ def main() -> None:
         drop()
 
 
-def _rows(engine: object, sql: str, **params: object) -> list[tuple[object, ...]]:
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+def _rows(engine: Engine, sql: str, **params: object) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params).all()]
 
 

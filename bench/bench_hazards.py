@@ -38,7 +38,7 @@ from app.escalation import jobs
 from app.escalation.models import Chase
 from app.hazards import chase, stats, views
 from app.hazards import service as hazard_service
-from app.hazards.models import Hazard
+from app.hazards.models import Hazard, Level
 from app.org import units as unit_service
 from app.org.models import Person, Tier, Unit
 from app.roster import service as roster_service
@@ -176,7 +176,7 @@ def main() -> None:
 
         def filtered() -> None:
             with Session(read) as s:
-                f = hazard_service.Filters(unit=rng.choice(districts), level="major", overdue=True)  # type: ignore[arg-type]
+                f = hazard_service.Filters(unit=rng.choice(districts), level=Level.major, overdue=True)
                 rows, _ = hazard_service.listing(s, clock=clock, actor=admin, filters=f, limit=50, offset=0)
                 views.public_many(s, rows, clock.now())
 

@@ -463,9 +463,9 @@ def lateness(url: str, streets: list[str]) -> None:
     with Session(engine) as s:
         due_rows = s.execute(select(IncidentTier.id).where(col(IncidentTier.next_step_at).is_not(None))).all()
     # Real time from here on: the clock reads t0 + elapsed, so the earliest steps fall due at once.
-    clock = ShiftedClock(datetime.now(UTC) - t0)  # type: ignore[assignment]
+    real = ShiftedClock(datetime.now(UTC) - t0)
     collected = Collect()
-    ticker = Ticker(engine, clock, TICK, collected)  # type: ignore[arg-type]
+    ticker = Ticker(engine, real, TICK, collected)  # type: ignore[arg-type]
     claim: list[float] = []
     ticks = 0
     base = time.monotonic()
@@ -474,7 +474,7 @@ def lateness(url: str, streets: list[str]) -> None:
             c0 = time.perf_counter()
             s.execute(
                 select(IncidentTier.id)
-                .where(col(IncidentTier.next_step_at) <= clock.now(), col(IncidentTier.acknowledged_at).is_(None))
+                .where(col(IncidentTier.next_step_at) <= real.now(), col(IncidentTier.acknowledged_at).is_(None))
                 .limit(200)
                 .with_for_update(skip_locked=True)
             ).all()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import func
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -87,10 +87,10 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the simulator did not start")
 
 
-def enqueue(engine: object, n: int, tag: str, unit: str, prefix: str = "+86137") -> None:
+def enqueue(engine: Engine, n: int, tag: str, unit: str, prefix: str = "+86137") -> None:
     clock = SystemClock()
     for start in range(0, n, 2000):
-        with transaction(engine) as session:  # type: ignore[arg-type]
+        with transaction(engine) as session:
             for i in range(start, min(n, start + 2000)):
                 outbox.enqueue(
                     session,
@@ -112,20 +112,20 @@ def enqueue(engine: object, n: int, tag: str, unit: str, prefix: str = "+86137")
                 )
 
 
-def count_done(engine: object) -> int:
-    with Session(engine) as session:  # type: ignore[arg-type]
+def count_done(engine: Engine) -> int:
+    with Session(engine) as session:
         query = select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) != "queued")
         query = query.where(col(OutboxMessage.status) != "sending")
         return int(session.exec(query).one())
 
 
-def run_dispatcher(engine: object, sim_url: str, n: int, rate: float, already: int) -> tuple[float, list[float]]:
+def run_dispatcher(engine: Engine, sim_url: str, n: int, rate: float, already: int) -> tuple[float, list[float]]:
     """Send n queued SMS with the dispatcher's background loop; the seconds it took and RSS samples."""
     client = make_client(SIM.account_sid, SIM.auth_token, base_url=sim_url, timeout=10)
     # A callback URL only so the simulator can count sends by our outbox id; it sends no callbacks here.
     sms = SmsChannel(client, from_number=SIM.service_number, status_callback_url="http://127.0.0.1:9/status")
     config = DispatchConfig(concurrency=CONCURRENCY, poll_seconds=0.05, rates={"sms": rate} if rate else {})
-    dispatcher = Dispatcher(engine, clock=SystemClock(), channels={"sms": sms}, config=config)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(engine, clock=SystemClock(), channels={"sms": sms}, config=config)
     samples: list[float] = []
     started = time.perf_counter()
     dispatcher.start()
@@ -144,7 +144,7 @@ def run_dispatcher(engine: object, sim_url: str, n: int, rate: float, already: i
     return elapsed, samples
 
 
-def run_aliyun(engine: object, root_url: str, n: int, already: int) -> float:
+def run_aliyun(engine: Engine, root_url: str, n: int, already: int) -> float:
     """Send n queued +86 SMS through the route to Alibaba Cloud's SDK; the seconds it took."""
     provider = AliyunSms(
         access_key_id=SIM.aliyun_access_key_id,
@@ -157,7 +157,7 @@ def run_aliyun(engine: object, root_url: str, n: int, already: int) -> float:
     )
     sms = RoutedChannel("sms", parse_routes("+86=aliyun"), {"aliyun": provider})
     config = DispatchConfig(concurrency=CONCURRENCY, poll_seconds=0.05)
-    dispatcher = Dispatcher(engine, clock=SystemClock(), channels={"sms": sms}, config=config)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(engine, clock=SystemClock(), channels={"sms": sms}, config=config)
     started = time.perf_counter()
     dispatcher.start()
     deadline = started + TIME_BUDGET
