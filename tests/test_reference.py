@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from app.escalation.grading import Severity
 from app.escalation.rules.schemas import default_document
 from app.notify import templates
 
@@ -47,7 +48,7 @@ def test_the_default_rules_are_as_the_reference_says() -> None:
     yes = {True: "yes", False: "no"}
     for row in _table("rules-table"):
         level, lead, must, informed, window, first, follow, at_once, voice = row
-        rule = rules.levels[level]  # type: ignore[index]
+        rule = rules.levels[Severity(level)]
         assert lead == rule.lead_tier.value, level
         assert must == ", ".join(t.value for t in rule.must_acknowledge), level
         assert informed == (", ".join(t.value for t in rule.informed) or "—"), level

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, update
@@ -47,16 +47,31 @@ def kind(monkeypatch: pytest.MonkeyPatch) -> chase.Kind:
     )
 
 
-def start(engine: Engine, clock: ManualClock, kind: chase.Kind, subject: str = "1", **kw: object) -> None:
+def start(
+    engine: Engine,
+    clock: ManualClock,
+    kind: chase.Kind,
+    subject: str = "1",
+    *,
+    unit: str = "110106001",
+    at: datetime | None = None,
+    page_post: bool = True,
+    code: str | None = None,
+) -> None:
     with transaction(engine) as s:
-        unit = units.get(s, kw.pop("unit", "110106001"))  # type: ignore[arg-type]
-        args: dict[str, object] = {
-            "role": "duty_officer",
-            "params": {"title": "汛期点名"},
-            "window": timedelta(minutes=5),
-        }
-        args.update(kw)
-        chase.start(s, clock=clock, kind=kind, subject=subject, unit=unit, **args)  # type: ignore[arg-type]
+        chase.start(
+            s,
+            clock=clock,
+            kind=kind,
+            subject=subject,
+            unit=units.get(s, unit),
+            role="duty_officer",
+            params={"title": "汛期点名"},
+            window=timedelta(minutes=5),
+            at=at,
+            page_post=page_post,
+            code=code,
+        )
 
 
 def sent(session: Session, prefix: str = "trc:") -> list[OutboxMessage]:

@@ -159,7 +159,7 @@ def test_notifications_list_every_page_with_its_status(
 
 
 def test_heartbeat_missed_pages_the_city_duty_officer_once(
-    client: TestClient, session: Session, clock: ManualClock, engine: object
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
 ) -> None:
     from tests.incidents.helpers import tick
 
@@ -168,8 +168,8 @@ def test_heartbeat_missed_pages_the_city_duty_officer_once(
     r = client.post("/api/v1/heartbeats/cad-120", json={"interval_seconds": 60}, headers=key)
     assert r.status_code == 200 and r.json()["status"] == "ok"
     clock.advance(seconds=61)
-    tick(engine, clock)  # type: ignore[arg-type]
-    tick(engine, clock)  # type: ignore[arg-type]
+    tick(engine, clock)
+    tick(engine, clock)
     from app.notify.models import OutboxMessage
 
     session.commit()  # a fresh snapshot: SQLite in WAL mode reads one snapshot per transaction

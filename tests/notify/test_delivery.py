@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ def _page(session: Session, clock: ManualClock, i: int, *, to: str, tag: str) ->
         dedup_key=f"{tag}:{i}", incident_id=i + 1, incident_code=code))  # fmt: skip
 
 
-def _enqueue_many(engine: Engine, clock: ManualClock, n: int, *, bad: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+def _enqueue_many(engine: Engine, clock: ManualClock, n: int, *, bad: AbstractSet[int] = frozenset()) -> None:
     with transaction(engine) as session:
         for i in range(n):
             _page(session, clock, i, to="+8613600000000" if i in bad else f"+86137{i:08d}", tag="T")

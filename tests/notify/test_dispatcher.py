@@ -76,8 +76,23 @@ def _row(engine: Engine, row_id: int) -> OutboxMessage:
         return row
 
 
-def _dispatcher(engine: Engine, clock: ManualClock, provider: ScriptedProvider, **config: object) -> Dispatcher:
-    cfg = DispatchConfig(**({"backoff_base_seconds": 10.0, "max_attempts": 3} | config))  # type: ignore[arg-type]
+def _dispatcher(
+    engine: Engine,
+    clock: ManualClock,
+    provider: ScriptedProvider,
+    *,
+    concurrency: int = DispatchConfig.concurrency,
+    max_attempts: int = 3,
+    lease_seconds: float = DispatchConfig.lease_seconds,
+    poll_seconds: float = DispatchConfig.poll_seconds,
+) -> Dispatcher:
+    cfg = DispatchConfig(
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        backoff_base_seconds=10.0,
+    )
     return Dispatcher(engine, clock=clock, channels={"sms": provider}, config=cfg, rng=random.Random(1))
 
 

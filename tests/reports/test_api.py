@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app import migrate
@@ -71,7 +72,7 @@ def test_bad_input_is_refused_naming_the_field(
 
 
 def test_reports_read_the_replica_when_one_is_set(
-    client: TestClient, session: Session, clock: ManualClock, settings: Settings, tmp_path: Path
+    client: TestClient, session: Session, clock: ManualClock, settings: Settings, tmp_path: Path, engine: Engine
 ) -> None:
     """A replica that has not received the incident yet answers without it: the report read the replica."""
     key = key_for(session, clock, "rp-replica")
@@ -87,7 +88,6 @@ def test_reports_read_the_replica_when_one_is_set(
         units.load_units(s, units.read_units_file(units.default_data_path()))
         s.commit()
     replica.dispose()
-    engine = client.app.state.engine  # type: ignore[attr-defined]
     with_replica = settings.model_copy(update={"database_read_url": replica_url})
     with TestClient(create_app(with_replica, engine=engine, clock=clock)) as other:
         r = other.get(URL, params={"unit": DISTRICT}, headers=admin)

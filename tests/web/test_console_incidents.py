@@ -113,7 +113,8 @@ def test_escalate_resolve_and_close_from_the_page(client: TestClient, session: S
     r = client.post(f"/console/incidents/{inc['id']}/close", data={"csrf": csrf, "reason": "结束"})
     assert r.status_code == 200 and "事件已关闭" in r.text
     session.rollback()
-    assert session.get(Incident, inc["id"]).status == "closed"  # type: ignore[union-attr]
+    closed = session.get(Incident, inc["id"])
+    assert closed is not None and closed.status == "closed"
 
 
 def test_intake_form_validates_like_the_api(client: TestClient, session: Session, clock: ManualClock) -> None:
