@@ -465,7 +465,7 @@ def lateness(url: str, streets: list[str]) -> None:
     # Real time from here on: the clock reads t0 + elapsed, so the earliest steps fall due at once.
     real = ShiftedClock(datetime.now(UTC) - t0)
     collected = Collect()
-    ticker = Ticker(engine, real, TICK, collected)  # type: ignore[arg-type]
+    ticker = Ticker(engine, real, TICK, collected)
     claim: list[float] = []
     ticks = 0
     base = time.monotonic()

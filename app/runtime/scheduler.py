@@ -11,10 +11,10 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
-from prometheus_client import Histogram
 from sqlalchemy import Engine
 
 from app.clock import Clock
@@ -37,6 +37,12 @@ def _guarded(name: str, work: Callable[[], object]) -> None:
     log.debug("scheduled job done", extra={"job": name, "result": repr(result)})
 
 
+class Observer(Protocol):
+    """Where the tick reports each step's lateness: the metrics histogram in the server, a plain list in a benchmark."""
+
+    def observe(self, amount: float, /) -> None: ...
+
+
 class Ticker:
     """The escalation tick, on a thread of its own. It runs at once when woken (a commit in this process that made
     a step due; on PostgreSQL, a NOTIFY from another replica's commit), when its earliest waiting timer falls due,
@@ -49,7 +55,7 @@ class Ticker:
         engine: Engine,
         clock: Clock,
         interval: float,
-        lateness: Histogram | None = None,
+        lateness: Observer | None = None,
         *,
         in_process: bool = True,
         listen_url: str | None = None,
@@ -167,7 +173,7 @@ class Background:
         self.scheduler.shutdown(wait=wait)
 
 
-def build(engine: Engine, clock: Clock, settings: Settings, lateness: Histogram | None = None) -> Background:
+def build(engine: Engine, clock: Clock, settings: Settings, lateness: Observer | None = None) -> Background:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
     grace = timedelta(minutes=settings.check_in_grace_minutes)
 
