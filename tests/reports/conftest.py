@@ -11,6 +11,10 @@ from app.config import Settings
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    return report_settings(database_url, tmp_path)
+
+
+def report_settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         DATABASE_URL=database_url,
         DUTYLINE_SECRET_KEY="test-secret-key-not-for-production",

@@ -18,12 +18,18 @@ from app.config import Settings
 from app.main import create_app
 from tests.factories import PASSWORD
 from tests.notify.live import LiveServer
+from tests.reports.conftest import report_settings
 from tests.reports.scenario import DISTRICT, S1, scripted_month
-from tests.web.conftest import browser  # noqa: F401  (the Chromium fixture)
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 NOV = f"unit={DISTRICT}&period=custom&from=2026-11-01&to=2026-11-30"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """As the other report tests (here with the browser tests: one Chromium for the whole run)."""
+    return report_settings(database_url, tmp_path)
 
 
 @pytest.fixture
@@ -72,7 +78,7 @@ def _no_sideways_scroll(page: Any) -> None:
 
 
 def test_the_page_draws_its_charts_offline_on_a_desktop_and_a_phone(
-    browser: Any,  # noqa: F811
+    browser: Any,
     live_url: str,
     client: TestClient,
     session: Session,
