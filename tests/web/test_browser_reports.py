@@ -4,6 +4,7 @@ docs/screenshots/."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ from tests.reports.scenario import DISTRICT, S1, scripted_month
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 NOV = f"unit={DISTRICT}&period=custom&from=2026-11-01&to=2026-11-30"
+
+
+def _shot(page: Any, name: str) -> None:
+    """docs/screenshots/<name> with DUTYLINE_SCREENSHOTS=1, as the other browser tests (a plain run leaves the
+    checkout as it was)."""
+    if os.environ.get("DUTYLINE_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / name), full_page=True)
 
 
 @pytest.fixture
@@ -102,8 +111,7 @@ def test_the_page_draws_its_charts_offline_on_a_desktop_and_a_phone(
     header.click()
     order = page.eval_on_selector_all("#report-table tbody tr", "rows => rows.map(r => r.dataset.unit)")
     assert order[:2] == ["110106002", S1]
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "reports-desktop.png"), full_page=True)
+    _shot(page, "reports-desktop.png")
     # Switching to 本周 hides the custom range and reloads with this week's figures.
     page.select_option("#report-period", "week")
     assert page.locator("#report-range").is_hidden()
@@ -116,7 +124,7 @@ def test_the_page_draws_its_charts_offline_on_a_desktop_and_a_phone(
     assert page.locator("header.top").is_hidden() and page.locator(".no-print").first.is_hidden()
     assert "越级" in page.locator('.tier-chain[data-tier="street"] h2').inner_text()
     assert page.locator("#review-reports b.gap").count() == 2
-    page.screenshot(path=str(SHOTS / "review.png"), full_page=True)
+    _shot(page, "review.png")
     page.emulate_media(media="screen")
     assert page.locator("header.top").is_visible()
     desktop.close()
@@ -134,7 +142,7 @@ def test_the_page_draws_its_charts_offline_on_a_desktop_and_a_phone(
         " return Math.max(t.scrollWidth - t.clientWidth, w.scrollWidth - w.clientWidth); })()"
     )
     assert inner > 0
-    small.screenshot(path=str(SHOTS / "reports-phone.png"), full_page=True)
+    _shot(small, "reports-phone.png")
     phone.close()
     assert away == [] and away2 == [], (away, away2)
     assert errors == [] and errors2 == [], (errors, errors2)
