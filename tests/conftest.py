@@ -22,11 +22,13 @@ from app.config import Settings
 from app.db import make_engine, reader
 from app.main import create_app
 from app.metadata import metadata
+from app.notify import budget as sms_budget
 from app.org import units
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 4, 18, 12, 0, tzinfo=SHANGHAI)
 KEEP_TABLES = {"unit", "alembic_version", "instance_secret"}
+SUITE_SMS_BUDGET = 1000  # SMS per number per day in tests; the budget's own tests set theirs
 
 
 def _postgres_schema_url(base: str) -> tuple[str, str]:
@@ -67,6 +69,16 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(autouse=True)
+def _sms_budget() -> Iterator[None]:
+    """Every test starts with the suite's SMS budget (as its settings say): the budget is process-wide, set by each
+    app a test creates, so a test with a small one must not leave it to the next (nor the default of 8 to a test
+    that pages one number many times without an app)."""
+    sms_budget.set_daily_budget(SUITE_SMS_BUDGET)
+    yield
+    sms_budget.set_daily_budget(SUITE_SMS_BUDGET)
+
+
+@pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests commit for real (several connections, live servers); rows are removed afterwards."""
     yield
@@ -96,7 +108,7 @@ def settings(database_url: str) -> Settings:
         DUTYLINE_DISPATCHER=False,  # tests drive app.state.dispatcher by hand
         DUTYLINE_SCHEDULER=False,  # and run the escalation tick themselves
         # Scenarios page one person dozens of times a day; the budget's own tests set theirs (test_budget.py).
-        DUTYLINE_SMS_DAILY_BUDGET=1000,
+        DUTYLINE_SMS_DAILY_BUDGET=SUITE_SMS_BUDGET,
     )
 
 
