@@ -183,10 +183,28 @@ def preview_update_person(
     return _preview(session, clock=clock, units=units, change=change)
 
 
-def _unit_of(session: Session, model: type[Override] | type[Rotation], row_id: int) -> list[Unit]:
-    row = session.get(Override, row_id) if model is Override else session.get(Rotation, row_id)
+def _unit_of(session: Session, model: type[Override] | type[Rotation] | type[Shift], row_id: int) -> list[Unit]:
+    row: Override | Rotation | Shift | None
+    if model is Override:
+        row = session.get(Override, row_id)
+    elif model is Rotation:
+        row = session.get(Rotation, row_id)
+    else:
+        row = session.get(Shift, row_id)
     unit = session.get(Unit, row.unit_id) if row is not None else None
     return [unit] if unit is not None else []
+
+
+def delete_shift(session: Session, *, clock: Clock, actor: Principal, shift_id: int) -> tuple[int, list[Gap]]:
+    """roster_service.delete_shift, answered with the gaps it opened and alerted at once."""
+    deleted, opened = opened_by(
+        session,
+        clock=clock,
+        units=_unit_of(session, Shift, shift_id),
+        change=lambda: roster_service.delete_shift(session, clock=clock, actor=actor, shift_id=shift_id),
+    )
+    alert(session, clock=clock, gaps=opened)
+    return deleted, opened
 
 
 def cancel_override(session: Session, *, clock: Clock, actor: Principal, override_id: int) -> tuple[int, list[Gap]]:

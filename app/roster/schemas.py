@@ -191,6 +191,13 @@ class RotationChanged(RotationPublic):
     )
 
 
+class ShiftDeleted(BaseModel):
+    deleted: int = Field(description="rows removed")
+    gaps_opened: list[GapPublic] = Field(
+        default_factory=list, description="roster gaps the deletion opened in the next 72 h (alerted at once)"
+    )
+
+
 class OverrideCancelled(BaseModel):
     cancelled: int = Field(description="rows removed (2 for both halves of a swap)")
     gaps_opened: list[GapPublic] = Field(

@@ -499,6 +499,30 @@ def cancel_override(session: Session, *, clock: Clock, actor: Principal, overrid
     return len(rows)
 
 
+def delete_shift(session: Session, *, clock: Clock, actor: Principal, shift_id: int) -> int:
+    """Remove an explicit shift (a rotation's days are ended with the rotation); returns how many rows went."""
+    shift = session.get(Shift, shift_id)
+    unit = session.get(Unit, shift.unit_id) if shift else None
+    if shift is None or unit is None or not actor.covers(unit):
+        raise NotFound(f"no shift with id {shift_id}")
+    authorize(actor, "rosters:write", unit)
+    person = people_by_id(session, [shift.person_id])[shift.person_id]
+    before = {"id": shift.id, **_snapshot(shift, unit, person)}
+    session.delete(shift)
+    session.flush()
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="shift.delete",
+        object_type="shift",
+        object_id=shift_id,
+        unit_path=unit.path,
+        before=before,
+    )
+    return 1
+
+
 __all__ = [
     "DUTY_ROLES",
     "Gap",
@@ -506,6 +530,7 @@ __all__ = [
     "create_rotation",
     "create_shift",
     "default_zone",
+    "delete_shift",
     "end_rotation",
     "gaps",
     "resolve",

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app.roster import gaps as gaps_made
 from app.roster import practice
 from app.roster import service as roster_service
 from app.roster.schemas import (
@@ -16,10 +17,11 @@ from app.roster.schemas import (
     HandoverPublic,
     HandoverRequest,
     ShiftCreate,
+    ShiftDeleted,
     ShiftLog,
     ShiftPublic,
 )
-from app.routers.deps import ClockDep, PrincipalDep, SessionDep
+from app.routers.deps import ClockDep, Id, PrincipalDep, SessionDep
 from app.routers.times import parse_instant
 
 router = APIRouter(prefix="/api/v1/shifts", tags=["shifts"])
@@ -29,6 +31,14 @@ router = APIRouter(prefix="/api/v1/shifts", tags=["shifts"])
 def create_shift(data: ShiftCreate, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> ShiftPublic:
     shift, unit, person = roster_service.create_shift(session, clock=clock, actor=principal, data=data)
     return roster_service.shift_public(shift, unit, person)
+
+
+@router.delete(
+    "/{shift_id}", summary="Delete an explicit shift; answers with the gaps it opens in the next 72 h (alerted at once)"
+)
+def delete_shift(shift_id: Id, session: SessionDep, clock: ClockDep, principal: PrincipalDep) -> ShiftDeleted:
+    deleted, opened = gaps_made.delete_shift(session, clock=clock, actor=principal, shift_id=shift_id)
+    return ShiftDeleted(deleted=deleted, gaps_opened=gaps_made.public(opened))
 
 
 @router.post(

@@ -20,6 +20,7 @@ from app.db import transaction
 from app.errors import DomainError, Invalid, NotFound, TooManyRequests
 from app.incidents import service as incident_service
 from app.org import units as unit_service
+from app.roster import gaps as gaps_made
 from app.roster import imports, practice
 from app.roster import service as roster_service
 from app.roster import views as roster_views
@@ -417,9 +418,20 @@ def cancel_override(
     clock: ClockDep,
     viewer: ViewerDep,
     unit_code: Annotated[str, Form(max_length=12)] = "",
+    confirm: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
     try:
-        roster_service.cancel_override(session, clock=clock, actor=viewer.principal, override_id=override_id)
+        if confirm != "yes":
+            # Gaps are shown before they are made: the same change, rolled back, says what it would open.
+            opened = gaps_made.preview_cancel_override(
+                session, clock=clock, actor=viewer.principal, override_id=override_id
+            )
+            if opened:
+                context = {"title": "撤销替班", "verb": "撤销", "gaps": opened, "unit_code": unit_code,
+                           "action": f"/console/overrides/{override_id}/cancel",
+                           "back": f"/console/rosters?unit={unit_code}"}  # fmt: skip
+                return render(request, "confirm_gaps.html", context, viewer=viewer)
+        gaps_made.cancel_override(session, clock=clock, actor=viewer.principal, override_id=override_id)
     except DomainError as exc:
         return _rosters_refusal(request, session, clock, viewer, exc, form="cancel", unit_code=unit_code, values={})
     return redirect(f"/console/rosters?unit={unit_code}", msg="override_cancelled")

@@ -15,10 +15,12 @@ from app.notify.models import OutboxMessage
 from app.org.models import Person
 from app.org.schemas import PersonUpdate
 from app.roster import gaps as gaps_made
-from app.roster.models import Rotation
+from app.roster import service as roster_service
+from app.roster.models import Override, Rotation, Shift
 from tests.conftest import START
 from tests.factories import make_person, signed_in
-from tests.roster.helpers import SYSTEM, override, rotation
+from tests.roster.helpers import SYSTEM, override, rotation, shift
+from tests.web.helpers import console_sign_in
 
 STREET = "110106001"
 HORIZON_END = START + timedelta(hours=72)
@@ -167,3 +169,61 @@ def test_preview_shows_the_gaps_a_change_would_open_without_writing(session: Ses
     rot = session.get(Rotation, street.duty_rotation.id)
     assert person is not None and person.active and rot is not None and rot.ends_at is None
     assert _gap_pages(session) == []
+
+
+def test_deleting_a_shift_answers_with_the_gaps_it_opens_and_is_scoped(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    street = _staffed(session, clock)
+    headers = signed_in(client, session, clock, unit="110106", roles=["unit_admin"])
+    ends = _at(19, 18)
+    r = client.patch(
+        f"/api/v1/rotations/{street.duty_rotation.id}", json={"ends_at": ends.isoformat()}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    # An explicit shift fills four hours of the hole the rotation's end left.
+    shift(session, clock, unit=STREET, role="duty_officer", person=street.duty_a, start=ends,
+          end=ends + timedelta(hours=4))  # fmt: skip
+    made = session.exec(select(Shift).where(Shift.person_id == street.duty_a.id)).one()
+    before = len(_gap_pages(session))
+
+    other = signed_in(client, session, clock, unit="110105", roles=["unit_admin"])  # 朝阳区: not theirs
+    assert client.delete(f"/api/v1/shifts/{made.id}", headers=other).status_code == 404
+    assert client.delete("/api/v1/shifts/999999", headers=headers).status_code == 404
+
+    r = client.delete(f"/api/v1/shifts/{made.id}", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["deleted"] == 1
+    assert _spans(r.json()["gaps_opened"]) == [(STREET, "duty_officer", ends, ends + timedelta(hours=4))]
+    assert len(_gap_pages(session)) > before  # told at once
+    assert session.exec(select(Shift).where(Shift.id == made.id)).first() is None
+
+
+def test_the_console_shows_the_gaps_before_an_override_is_cancelled(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    street = _staffed(session, clock)
+    admin = make_person(session, clock, unit="110106", roles=["unit_admin"])
+    ends = _at(19, 18)
+    roster_service.end_rotation(session, clock=clock, actor=SYSTEM, rotation_id=street.duty_rotation.id or 0,
+                                ends_at=ends)  # fmt: skip
+    session.commit()
+    fill = override(session, clock, unit=STREET, role="duty_officer", person=street.duty_a, start=ends,
+                    end=ends + timedelta(hours=6))  # fmt: skip
+    fill_id = fill.id
+    csrf = console_sign_in(client, admin.username or "")
+    url = f"/console/overrides/{fill_id}/cancel"
+
+    asked = client.post(url, data={"csrf": csrf, "unit_code": STREET}, follow_redirects=False)
+    assert asked.status_code == 200 and 'id="confirm-gaps"' in asked.text
+    assert "04-19 18:00 至 04-20 00:00" in asked.text and 'name="confirm" value="yes"' in asked.text
+    session.commit()  # a fresh snapshot: the server wrote in its own connection
+    session.expire_all()
+    assert session.get(Override, fill_id) is not None and _gap_pages(session) == []  # nothing changed yet
+
+    done = client.post(url, data={"csrf": csrf, "unit_code": STREET, "confirm": "yes"}, follow_redirects=False)
+    assert done.status_code == 303
+    session.commit()  # a fresh snapshot: the server wrote in its own connection
+    session.expire_all()
+    assert session.get(Override, fill_id) is None
+    assert {p.recipient for p in _gap_pages(session)} >= {street.admin.phone}  # told at once, as the API does
