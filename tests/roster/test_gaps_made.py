@@ -189,6 +189,8 @@ def test_deleting_a_shift_answers_with_the_gaps_it_opens_and_is_scoped(
 
     other = signed_in(client, session, clock, unit="110105", roles=["unit_admin"])  # 朝阳区: not theirs
     assert client.delete(f"/api/v1/shifts/{made.id}", headers=other).status_code == 404
+    officer = signed_in(client, session, clock, unit="110106", roles=["duty_officer"])  # not a roster admin
+    assert client.delete(f"/api/v1/shifts/{made.id}", headers=officer).status_code == 403
     assert client.delete("/api/v1/shifts/999999", headers=headers).status_code == 404
 
     r = client.delete(f"/api/v1/shifts/{made.id}", headers=headers)
