@@ -74,6 +74,7 @@ from sqlmodel import Session, col, select
 from app import labels
 from app.clock import Clock
 from app.db import insert_many_ignoring_conflicts, insert_unless_conflict
+from app.errors import Invalid
 from app.escalation import wake
 from app.escalation.models import Chase, ChaseEvent, ChaseStatus
 from app.escalation.paging import Pager
@@ -467,14 +468,22 @@ class Stepper:
         calls = bool(voice and kind is not None and kind.calls is not None and kind.calls(chase, rung, role))
         # The same path as an incident's pages: the day's SMS budget (a page owed an answer goes by voice past it,
         # an informational one stays in the console), the unit's group robots, a call when the kind asks for one.
-        shaped = paging.shape(
-            self.session, clock=self.clock, now=self.now, unit=unit, person=person, who=f"{label}{name}",
-            template=template, params=values, voice=calls,
-            voice_template=voice, needs_ack=kind is not None and kind.replies and chase.window_seconds is not None,
-            digest=False, dedup_base=f"{chase.dedup_prefix}:{chase.subject}:{key or rung}:{person.id}"[:190],
-            incident_id=chase.incident_id, incident_code=chase.code, tier=None, step=None,
-            subject=f"{SUBJECT}:{chase.id}",
-        )  # fmt: skip
+        try:
+            shaped = paging.shape(
+                self.session, clock=self.clock, now=self.now, unit=unit, person=person, who=f"{label}{name}",
+                template=template, params=values, voice=calls,
+                voice_template=voice, needs_ack=kind is not None and kind.replies and chase.window_seconds is not None,
+                digest=False, dedup_base=f"{chase.dedup_prefix}:{chase.subject}:{key or rung}:{person.id}"[:190],
+                incident_id=chase.incident_id, incident_code=chase.code, tier=None, step=None,
+                subject=f"{SUBJECT}:{chase.id}",
+            )  # fmt: skip
+        except Invalid as exc:
+            # A text that cannot be written (a parameter missing) must not fail the tick: that would roll back
+            # every other step of the batch, an incident's pages included, and fail again at every tick.
+            log.error("chase %s (%s): page to %s not written: %s", chase.id, chase.kind, name, exc)
+            self._event(kind, chase, "page_failed", f"通知{unit.name}{label}{name}的内容无法生成,未发送",
+                        person_id=person_id, role=role, rung=rung, template=template, error=str(exc)[:200])  # fmt: skip
+            return
         if not shaped.rows:
             self._event(kind, chase, "page_held", f"{unit.name}{label}{name}{shaped.note}", person_id=person_id,
                         role=role, rung=rung, template=template, **shaped.data)  # fmt: skip

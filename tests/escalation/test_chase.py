@@ -307,3 +307,22 @@ def test_a_kind_may_bring_its_own_ladder_and_refuse_replies(
     clock.advance(minutes=5)
     jobs.run_tick(engine, clock=clock)
     assert rows(session)[0].status == "exhausted"
+
+
+def test_a_page_whose_text_cannot_be_written_fails_alone_not_the_tick(
+    engine: Engine, session: Session, clock: ManualClock, kind: chase.Kind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staff_chain(session, clock)
+    session.commit()
+    monkeypatch.setitem(templates.TEMPLATES, "t_broken", "【点名】{unit}{role}请答复:{nowhere}")
+    broken = chase.register(replace(kind, name="test_broken", dedup_prefix="tbr",
+                                    templates=replace(kind.templates, post="t_broken")))  # fmt: skip
+    start(engine, clock, broken, "b1")
+    start(engine, clock, kind, "ok1")
+    jobs.run_tick(engine, clock=clock)  # raised Invalid, and rolled the other chase's page back with it, before
+    assert [m.template for m in sent(session)] == ["t_post"]  # the sound chase in the same batch was paged
+    assert sent(session, "tbr:") == []
+    assert "page_failed" in events(session)
+    clock.advance(minutes=6)
+    jobs.run_tick(engine, clock=clock)  # the broken chase goes on up its ladder; the tick keeps working
+    assert [m.template for m in sent(session, "tbr:")] == ["t_leader"]
