@@ -32,7 +32,7 @@ from app.escalation.planning import plan
 from app.escalation.rules import service as rules_service
 from app.escalation.rules.schemas import LevelRule, RulesDocument
 from app.incidents import timeline
-from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, TimelineEntry
+from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier
 from app.notify import paging, templates
 from app.org import units as unit_service
 from app.org.models import TIER_ORDER, Person, Tier, Unit, tier_above
@@ -54,6 +54,9 @@ class _Posts:
     def get(self) -> dict[tuple[int, str], Person | None]:
         if self._found is None:
             self._found = roster_service.resolve_many(self.session, units=list(self.units), at=self.at)
+            by_id = {u.id: u for u in self.units}
+            posts = [(by_id[unit_id], person) for (unit_id, _), person in self._found.items()]
+            paging.prepare(self.session, now=self.at, posts=posts)
         return self._found
 
 
@@ -362,8 +365,8 @@ def _page_person(ctx: Context, state: IncidentTier, person: Person, *, role: str
         ctx.note(kind="page_held", tier=tier, message=f"{unit.name}{label}{person.name}{shaped.note}", data=held)
         return
 
-    def record(sent: list[str]) -> TimelineEntry:
-        return timeline.entry(inc, at=now, kind="page", tier=tier,
+    def record(sent: list[str]) -> dict[str, Any]:
+        return timeline.row(inc, at=now, kind="page", tier=tier,
                               message=f"通知{unit.name}{label}{person.name}({paging.shown(sent)}){shaped.note}",
                               data={"role": role, "person_id": person.id, "step": step, "channels": sent,
                                     "template": template} | shaped.data)  # fmt: skip

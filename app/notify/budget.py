@@ -89,6 +89,30 @@ def sms_today(session: Session, *, phone: str, now: datetime, zone: ZoneInfo) ->
         return int(session.exec(query).one())
 
 
+def preload(session: Session, *, phones: set[str], now: datetime, zone: ZoneInfo) -> None:
+    """Count today's SMS of many numbers in one query (a tick's batch pages hundreds of people), for `plan`."""
+    counts: dict[tuple[str, str], int] = session.info.setdefault(_COUNTS, {})
+    day = now.astimezone(zone).date().isoformat()
+    wanted = sorted(p for p in phones if (p, day) not in counts)
+    if not wanted:
+        return
+    never_left = and_(col(OutboxMessage.status) == Status.failed, col(OutboxMessage.sent_at).is_(None))
+    query = (
+        select(OutboxMessage.recipient, func.count())
+        .where(
+            col(OutboxMessage.channel) == Channel.sms,
+            col(OutboxMessage.recipient).in_(wanted),
+            col(OutboxMessage.created_at) >= local_midnight(now, zone),
+            not_(never_left),
+        )
+        .group_by(col(OutboxMessage.recipient))
+    )
+    with session.no_autoflush:
+        found = dict(session.exec(query).all())
+    for phone in wanted:
+        counts[(phone, day)] = int(found.get(phone, 0))
+
+
 def plan(session: Session, *, phone: str, now: datetime, zone: ZoneInfo, needs_ack: bool) -> Plan:
     """How a page to `phone` goes, and counts its SMS (if any) against today's budget."""
     counts: dict[tuple[str, str], int] = session.info.setdefault(_COUNTS, {})

@@ -168,6 +168,21 @@ def _forget(session: OrmSession) -> None:
     session.info.pop(_CACHE, None)
 
 
+def preload(session: Session, unit_ids: set[int]) -> None:
+    """Read the robots of many units in one query (a tick's batch pages across hundreds of units), for paging."""
+    cache: dict[int | None, list[UnitRobot]] = session.info.setdefault(_CACHE, {})
+    wanted = sorted(i for i in unit_ids if i not in cache)
+    if not wanted:
+        return
+    query = select(UnitRobot).where(col(UnitRobot.unit_id).in_(wanted), col(UnitRobot.active).is_(True))
+    with session.no_autoflush:
+        robots = session.exec(query.order_by(col(UnitRobot.id))).all()
+    for unit_id in wanted:
+        cache[unit_id] = []
+    for robot in robots:
+        cache[robot.unit_id].append(robot)
+
+
 def _robots_of(session: Session, unit: Unit) -> list[UnitRobot]:
     """A unit's robots, read once per transaction (a tick pages hundreds of times, most units have none)."""
     cache: dict[int | None, list[UnitRobot]] = session.info.setdefault(_CACHE, {})

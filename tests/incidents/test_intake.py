@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from app.incidents.models import Incident, TimelineEntry
 from app.runtime.scheduler import Ticker, listen_url
 from tests.factories import make_person
 from tests.incidents.helpers import fire, key_for, paged, pages, staff_chain, tick
+from tests.roster.helpers import rotation
 
 ROSTER_TABLES = re.compile(r"\b(rotation|shift|override)\b", re.IGNORECASE)
 
@@ -208,3 +210,36 @@ def test_a_wholly_vacant_chain_tells_every_admin_of_the_unit_and_above(
     clock.advance(minutes=5)
     tick(engine, clock)  # the city repeats every window; the admins are told once
     assert len(pages(session, inc["id"])) == 2
+
+
+def test_a_tick_over_many_units_reads_budgets_and_robots_once_and_writes_its_timeline_in_one_insert(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    staff = staff_chain(session, clock)
+    streets = ["110106001", "110106002", "110106003", "110106004"]
+    officers = {"110106001": staff("street", "duty_officer")}
+    for code in streets[1:]:
+        officers[code] = make_person(session, clock, unit=code, roles=["duty_officer"], username=f"do.{code}")
+        rotation(session, clock, unit=code, role="duty_officer", people=[officers[code]], start=date(2026, 1, 1))
+    key = key_for(session, clock, "119")
+    ids = {}
+    for n, code in enumerate(streets):
+        body = fire(external_id=f"119-many-{n}", unit_code=code)
+        r = client.post("/api/v1/incidents", json=body, headers=key)
+        assert r.status_code == 201, r.text
+        ids[code] = r.json()["id"]
+    with statements(engine) as seen:
+        result = tick(engine, clock)
+    assert result.steps == 2 * len(streets)  # each street's duty officer and the district's, per incident
+    for code, incident_id in ids.items():
+        sent = {m.person_id for m in pages(session, incident_id)}
+        assert {officers[code].id, staff("district", "duty_officer").id} <= sent
+
+    def count(pattern: str) -> int:
+        return len([s for s in seen if re.search(pattern, " ".join(s.split()), re.IGNORECASE)])
+
+    # Each number's SMS today (the daily budget) and each unit's robots: one query for the whole batch.
+    assert count(r"^SELECT .* FROM outbox_message WHERE") == 1
+    assert count(r"^SELECT .* FROM unit_robot") == 1
+    assert count(r"^INSERT INTO timeline_entry") == 1
+    assert count(r"^INSERT INTO outbox_message") == 1
