@@ -49,6 +49,9 @@ class Ticker:
     and every `interval` seconds as the safety net. Runs in one process never overlap; replicas use row locks."""
 
     MIN_GAP = 0.05  # seconds: timers due closer together than this are taken in one run
+    # Seconds a wake waits for more: under a steady intake every commit wakes every replica, and a run per commit
+    # (each reading every timer kind) cost more CPU than the steps it took; gathered, one run takes them all.
+    GATHER = 0.02
 
     def __init__(
         self,
@@ -133,7 +136,8 @@ class Ticker:
             except Exception:  # the next run retries; the rows are still there
                 log.exception("scheduled job failed", extra={"job": "escalation-tick"})
                 wait = None
-            self._woken.wait(self.interval if wait is None else wait)
+            if self._woken.wait(self.interval if wait is None else wait):
+                self._stop.wait(self.GATHER)  # woken: the commits of the next few milliseconds go in the same run
 
     def _listen(self) -> None:
         """LISTEN for other replicas' commits that made a step due (PostgreSQL), reconnecting after a failure."""

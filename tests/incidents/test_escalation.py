@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -333,3 +334,33 @@ def test_the_ticker_asks_to_wake_when_the_next_step_falls_due(
     assert tick(engine, clock).steps == 2
     clock.advance(seconds=299.99)
     assert ticker.run() == Ticker.MIN_GAP  # never sooner than the minimum gap
+
+
+def test_wakes_close_together_are_gathered_into_one_run(engine: Engine, clock: ManualClock) -> None:
+    """Under a steady intake every commit wakes the ticker: wakes within the gather window share one run."""
+    ticker = Ticker(engine, clock, interval=60.0)
+    runs: list[float] = []
+    original = ticker.run
+
+    def counted() -> float | None:
+        runs.append(time.monotonic())
+        return original()
+
+    ticker.run = counted  # type: ignore[method-assign]
+    ticker.start()
+    try:
+        time.sleep(0.2)  # its first run (nothing due) is over
+        before = len(runs)
+        started = time.monotonic()
+        wakes = 0
+        while time.monotonic() - started < 0.4:  # a commit every 4 ms, as at 250 intakes a second
+            ticker.wake()
+            wakes += 1
+            time.sleep(0.004)
+        time.sleep(0.2)
+        woken_runs = len(runs) - before
+    finally:
+        ticker.shutdown()
+    assert woken_runs >= 1  # the wakes were acted on
+    # At most one run per gather window (plus the one in progress when the wakes began), not one per wake.
+    assert woken_runs <= 0.6 / Ticker.GATHER + 1 < wakes
