@@ -12,6 +12,8 @@ them on the pool (each channel behind its own token bucket), then record all out
 A row whose holder died stays `sending` until its lease passes, then is claimed again, flagged `uncertain`
 (it may have gone out): an SMS channel first looks for the message at the provider and adopts it rather
 than send it twice. Due times come from the injected Clock; waiting uses real time (tokens, polling).
+The row transitions themselves are `outbox.claim` and `outbox.finish`; the dispatcher decides what an
+outcome means (fail at once, give up, retry after a jittered backoff) and builds the messages to send.
 """
 
 from __future__ import annotations
@@ -27,25 +29,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, String, and_, bindparam, func, or_
-from sqlalchemy import select as sa_select
-from sqlalchemy import update as sa_update
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.db import is_postgres, reader, transaction
-from app.notify import delivery, fallback, outbox, receipts
+from app.db import reader, transaction
+from app.notify import delivery, outbox, receipts
 from app.notify import robots as robot_service
 from app.notify.channels import Channel, ChannelMessage, ChannelUnavailable, ProviderResult
 from app.notify.delivery import DeliveryEvent, Observer
-from app.notify.models import ErrorClass, OutboxMessage, Status, WebhookSubscription
+from app.notify.models import ErrorClass, OutboxMessage, WebhookSubscription
 from app.notify.ratelimit import TokenBucket
 
 log = logging.getLogger("dutyline.notify")
 
 FAIL_AT_ONCE = frozenset({ErrorClass.recipient_invalid, ErrorClass.template_invalid, ErrorClass.permanent})
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,9 @@ class DispatchReport:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
+    """What one send came to, for `Dispatcher.record`."""
+
     message: ChannelMessage
     result: ProviderResult
     # When the provider answered: a message's sent_at is when it was handed over, not when that was recorded.
@@ -114,7 +115,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._results: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._inflight = 0
         self._inflight_lock = threading.Lock()
 
@@ -148,12 +149,12 @@ class Dispatcher:
 
     def run_once(self, limit: int | None = None) -> DispatchReport:
         """Claim the rows due now, send them all, record the outcomes; returns what happened."""
-        messages = self._claim(limit or self._batch_size())
+        messages = self.claim(limit or self._batch_size())
         report = DispatchReport(claimed=len(messages))
         if not messages:
             return report
         outcomes = list(self._pool().map(self._send, messages))
-        report.add(self._record(outcomes))
+        report.add(self.record(outcomes))
         return report
 
     def drain(self, max_rounds: int = 1000) -> DispatchReport:
@@ -168,7 +169,7 @@ class Dispatcher:
 
     def release_held(self) -> None:
         """Apply receipts held for a provider id recorded since (the safety net for one held while its send was
-        being recorded in another transaction; `_apply` releases the rest as it records)."""
+        being recorded in another transaction; `record` releases the rest as it records)."""
         with transaction(self.engine) as session:
             events = receipts.release(session, clock=self.clock)
             if events and self.observers:
@@ -211,103 +212,41 @@ class Dispatcher:
         if free <= 0 or self._stopping.is_set():
             return True
         want = min(free, self._batch_size())
-        claimed = self._claim(want)
+        claimed = self.claim(want)
         with self._inflight_lock:
             self._inflight += len(claimed)
         for message in claimed:
             self._pool().submit(self._send, message).add_done_callback(self._collect)
         return len(claimed) == want
 
-    def _collect(self, future: Future[_Outcome]) -> None:
+    def _collect(self, future: Future[Outcome]) -> None:
         self._results.put(future.result())
         with self._inflight_lock:
             self._inflight -= 1
         self._wake.set()
 
     def _record_pending(self) -> int:
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 outcomes.append(self._results.get_nowait())
         if outcomes:
-            self._record(outcomes)
+            self.record(outcomes)
         return len(outcomes)
 
     # ---- claim, send, record ----
 
-    def _claim(self, limit: int) -> list[ChannelMessage]:
-        # Core statements, not ORM objects: at hundreds of messages a second the ORM's bookkeeping held
-        # the GIL long enough to slow the sending threads down (measured with bench/bench_sms.py).
-        t = OUTBOX
+    def claim(self, limit: int) -> list[ChannelMessage]:
+        """Claim up to `limit` due rows for this dispatcher's lease: the messages to send (a robot's posts in one)."""
         with transaction(self.engine) as session:
-            now = self.clock.now()
-            due = or_(
-                and_(t.c.status == Status.queued.value, t.c.next_attempt_at <= now),
-                and_(t.c.status == Status.sending.value, t.c.lease_until <= now),
+            claimed = outbox.claim(
+                session, clock=self.clock, limit=limit, lease=self.lease, max_attempts=self.config.max_attempts
             )
-            query = (
-                sa_select(
-                    t.c.id,
-                    t.c.channel,
-                    t.c.recipient,
-                    t.c.body,
-                    t.c.template,
-                    t.c.params,
-                    t.c.attempts,
-                    t.c.uncertain,
-                    t.c.status,
-                    t.c.incident_code,
-                    t.c.event_id,
-                    t.c.subscription_id,
-                    t.c.provider,
-                    t.c.created_at,
-                    t.c.robot_id,
-                )
-                .where(due)
-                .order_by(t.c.priority, t.c.next_attempt_at, t.c.id)
-            )
-            locking = is_postgres(session)
-            rows = list(
-                session.execute(
-                    query.limit(limit).with_for_update(skip_locked=True) if locking else query.limit(limit)
-                ).all()
-            )
-            if not rows:
+            take, orphans = claimed.rows, claimed.orphans
+            if not take:
                 return []
-            robot_ids = {r.robot_id for r in rows if r.robot_id is not None}
-            if robot_ids:
-                # Every due post of a robot goes in one message, even those past the claim's limit.
-                more = query.where(t.c.robot_id.in_(robot_ids), t.c.id.notin_([r.id for r in rows]))
-                rows += session.execute(more.with_for_update(skip_locked=True) if locking else more).all()
-            secrets = self._secrets(session, {r.subscription_id for r in rows if r.subscription_id})
-            robots = robot_service.targets(session, robot_ids)
-            # A row found in `sending` lost its holder mid-send: it may have gone out.
-            orphans = {r.id for r in rows if r.status == Status.sending}
-            exhausted = {r.id for r in rows if r.id in orphans and r.attempts >= self.config.max_attempts}
-            if exhausted:
-                session.execute(
-                    sa_update(t)
-                    .where(t.c.id.in_(exhausted))
-                    .values(
-                        status=Status.failed.value,
-                        lease_until=None,
-                        uncertain=True,
-                        last_error=t.c.attempts.cast(String) + " attempts, the last one interrupted: gave up",
-                    )
-                )
-                fallback.after_failure(session, clock=self.clock, ids=exhausted)
-            take = [r for r in rows if r.id not in exhausted]
-            if take:
-                session.execute(
-                    sa_update(t)
-                    .where(t.c.id.in_([r.id for r in take]))
-                    .values(
-                        status=Status.sending.value,
-                        attempts=t.c.attempts + 1,
-                        lease_until=now + self.lease,
-                        uncertain=t.c.uncertain | t.c.id.in_(orphans) if orphans else t.c.uncertain,
-                    )
-                )
+            secrets = self._secrets(session, {r.subscription_id for r in take if r.subscription_id})
+            robots = robot_service.targets(session, {r.robot_id for r in take if r.robot_id is not None})
         messages = [
             ChannelMessage(
                 id=r.id,
@@ -366,7 +305,7 @@ class Dispatcher:
         )
         return {s.id: s.secret for s in session.exec(query).all() if s.id is not None}
 
-    def _send(self, message: ChannelMessage) -> _Outcome:
+    def _send(self, message: ChannelMessage) -> Outcome:
         try:
             channel = self.channels.get(message.channel) or ChannelUnavailable(
                 f"no {message.channel} channel is configured"
@@ -377,12 +316,12 @@ class Dispatcher:
             if message.uncertain:
                 adopted = self._adopt_previous(channel, message)
                 if adopted is not None:
-                    return _Outcome(message, adopted, self.clock.now())
+                    return Outcome(message, adopted, self.clock.now())
             result = channel.send(message)
-            return _Outcome(message, result, self.clock.now())
+            return Outcome(message, result, self.clock.now())
         except Exception as exc:  # a bug in a channel must not lose the row: it is retried like a transient error
             log.exception("channel %s raised for message %s", message.channel, message.id)
-            return _Outcome(message, ProviderResult(ErrorClass.transient, error=f"internal error: {exc!r}"))
+            return Outcome(message, ProviderResult(ErrorClass.transient, error=f"internal error: {exc!r}"))
 
     def _adopt_previous(self, channel: Channel, message: ChannelMessage) -> ProviderResult | None:
         """Ask the provider whether the interrupted attempt went out: its result to record (ok: adopted, an
@@ -428,7 +367,8 @@ class Dispatcher:
             delay = max(delay, min(result.retry_after, self.config.backoff_max_seconds))
         return timedelta(seconds=delay)
 
-    def _record(self, outcomes: Iterable[_Outcome]) -> DispatchReport:
+    def record(self, outcomes: Iterable[Outcome]) -> DispatchReport:
+        """Record what the sends came to, in one transaction (one per outcome when two adopted one provider id)."""
         outcomes = list(outcomes)
         try:
             with transaction(self.engine) as session:
@@ -444,26 +384,22 @@ class Dispatcher:
                     log.warning("provider id %s is already recorded elsewhere", outcome.result.provider_id)
                     stripped = ProviderResult(ErrorClass.transient, error="provider id clash", uncertain=True)
                     with transaction(self.engine) as session:
-                        report.add(self._apply(session, [_Outcome(outcome.message, stripped)]))
+                        report.add(self._apply(session, [Outcome(outcome.message, stripped)]))
             return report
 
-    def _apply(self, session: Session, outcomes: list[_Outcome]) -> DispatchReport:
-        """Write outcomes with conditional updates: only the attempt that holds the row (status `sending`,
-        same attempt number) may finish it; a receipt that got there first, or a newer attempt, wins."""
-        t = OUTBOX
+    def _apply(self, session: Session, outcomes: list[Outcome]) -> DispatchReport:
+        """Sort outcomes into sent, retried (after a jittered backoff) and failed (at once, or attempts spent)
+        and write them with `outbox.finish`, whose conditional updates let only the attempt that holds a row
+        finish it; observers hear the failovers and failures in the same transaction."""
         report = DispatchReport()
         now = self.clock.now()
-        done: list[dict[str, object]] = []
-        retry: list[dict[str, object]] = []
-        fail: list[dict[str, object]] = []
+        done: list[outbox.Sent] = []
+        retry: list[outbox.Retry] = []
+        fail: list[outbox.Failed] = []
         events: list[DeliveryEvent] = []
-        failed: list[int] = []
         for outcome in outcomes:
             message, result = outcome.message, outcome.result
-            keys: list[dict[str, object]] = [
-                {"b_id": row_id, "b_attempts": attempts, "b_provider": result.provider}
-                for row_id, attempts in message.rows
-            ]
+            rows = message.rows
             carried = result.provider if result.ok else None
             events += [
                 DeliveryEvent(
@@ -472,103 +408,59 @@ class Dispatcher:
                 for f in result.failovers
             ]
             if result.ok:
-                status = Status.delivered.value if result.delivered else Status.sent.value
                 at = outcome.at or now
                 done += [
-                    key
-                    | {
-                        "b_status": status,
-                        "b_provider_id": result.provider_id,
-                        "b_sent_at": at,
-                        "b_delivered_at": at if result.delivered else None,
-                    }
-                    for key in keys
+                    outbox.Sent(
+                        id=row_id,
+                        attempts=attempts,
+                        provider=result.provider,
+                        provider_id=result.provider_id,
+                        at=at,
+                        delivered=result.delivered,
+                    )
+                    for row_id, attempts in rows
                 ]
                 if result.delivered:
-                    report.delivered += len(keys)
+                    report.delivered += len(rows)
                 else:
-                    report.sent += len(keys)
+                    report.sent += len(rows)
                 continue
             exhausted = message.attempts >= self.config.max_attempts
             if result.error_class in FAIL_AT_ONCE or exhausted:
                 gave_up = exhausted and result.error_class not in FAIL_AT_ONCE
                 prefix = f"gave up after {message.attempts} attempts: " if gave_up else ""
                 error = prefix + (result.error or result.error_class.value)
-                fail += [key | {"b_error": error, "b_class": result.error_class.value} for key in keys]
+                fail += [
+                    outbox.Failed(
+                        id=row_id,
+                        attempts=attempts,
+                        provider=result.provider,
+                        error=error,
+                        error_class=result.error_class,
+                    )
+                    for row_id, attempts in rows
+                ]
                 events += [
                     DeliveryEvent("failed", row_id, message.channel, result.provider, result.error_class.value, error)
-                    for row_id, _ in message.rows
+                    for row_id, _ in rows
                 ]
-                failed += [row_id for row_id, _ in message.rows]
-                report.failed += len(keys)
+                report.failed += len(rows)
             else:
                 later = now + self._backoff(message.attempts, result)
                 retry += [
-                    key
-                    | {
-                        "b_error": result.error or result.error_class.value,
-                        "b_class": result.error_class.value,
-                        "b_next": later,
-                        "b_uncertain": result.uncertain,
-                    }
-                    for key in keys
+                    outbox.Retry(
+                        id=row_id,
+                        attempts=attempts,
+                        provider=result.provider,
+                        error=result.error or result.error_class.value,
+                        error_class=result.error_class,
+                        next_attempt_at=later,
+                        uncertain=result.uncertain,
+                    )
+                    for row_id, attempts in rows
                 ]
-                report.retried += len(keys)
-        held = and_(
-            t.c.id == bindparam("b_id"), t.c.status == Status.sending.value, t.c.attempts == bindparam("b_attempts")
-        )
-        if done:
-            session.execute(
-                sa_update(t)
-                .where(held)
-                .values(
-                    status=bindparam("b_status"),
-                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
-                    provider_id=func.coalesce(bindparam("b_provider_id"), t.c.provider_id),
-                    sent_at=func.coalesce(t.c.sent_at, bindparam("b_sent_at")),
-                    delivered_at=bindparam("b_delivered_at"),
-                    lease_until=None,
-                    uncertain=False,
-                    error_class=None,
-                )
-                .execution_options(synchronize_session=False),
-                done,
-            )
-            # A receipt that came before this answer was recorded (Tencent names only its SerialNo) applies now.
-            recorded = {str(d["b_provider_id"]) for d in done if d["b_provider_id"]}
-            if recorded:
-                events += receipts.release(session, clock=self.clock, provider_ids=recorded)
-        if retry:
-            session.execute(
-                sa_update(t)
-                .where(held)
-                .values(
-                    status=Status.queued.value,
-                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
-                    last_error=bindparam("b_error"),
-                    error_class=bindparam("b_class"),
-                    next_attempt_at=bindparam("b_next"),
-                    uncertain=t.c.uncertain | bindparam("b_uncertain"),
-                    lease_until=None,
-                )
-                .execution_options(synchronize_session=False),
-                retry,
-            )
-        if fail:
-            session.execute(
-                sa_update(t)
-                .where(held)
-                .values(
-                    status=Status.failed.value,
-                    provider=func.coalesce(bindparam("b_provider"), t.c.provider),
-                    last_error=bindparam("b_error"),
-                    error_class=bindparam("b_class"),
-                    lease_until=None,
-                )
-                .execution_options(synchronize_session=False),
-                fail,
-            )
-            fallback.after_failure(session, clock=self.clock, ids=failed)
+                report.retried += len(rows)
+        events += outbox.finish(session, clock=self.clock, sent=done, retry=retry, failed=fail)
         if events and self.observers:
             delivery.notify(self.observers, session, self.clock, events)
         return report

@@ -2,24 +2,32 @@
 
 `enqueue` is the only way a message enters the pipeline. Its dedup key is unique, so a repeated enqueue
 (a tick that runs twice, a retried request) is a no-op that leaves the caller's transaction intact.
+
+A row's status moves only through the functions here: `claim` (due rows become `sending` under a lease),
+`finish` (an attempt's row becomes `sent`/`delivered`, `queued` again for a retry, or `failed`),
+`apply_provider_status` (a receipt), `mark_answered` (the acknowledgement) and `requeue` (a replay). The
+dispatcher decides which outcome an attempt has (its policy: backoff, errors that fail at once); these write it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import Row, String, and_, bindparam, event, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.db import insert_many_unless_conflict, insert_unless_conflict
+from app.db import insert_many_unless_conflict, insert_unless_conflict, is_postgres
 from app.errors import Invalid
-from app.notify import fallback, templates
-from app.notify.models import FINAL, STATUS_RANK, Channel, OutboxMessage, Status
+from app.notify import fallback, receipts, templates
+from app.notify.delivery import DeliveryEvent
+from app.notify.models import FINAL, STATUS_RANK, Channel, ErrorClass, OutboxMessage, Status
 
 _WAKE_FLAG = "notify.outbox.enqueued"
 _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -234,3 +242,232 @@ def requeue(session: Session, *, clock: Clock, message: OutboxMessage) -> Outbox
     session.info[_WAKE_FLAG] = True
     session.refresh(message)
     return message
+
+
+# ---- the dispatcher's transitions: claim due rows, finish their attempts ----
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What `claim` took. `rows` are the rows to send, as read before the claim (their `attempts` does not count
+    this attempt yet); `orphans` the ids among them found `sending` past their lease (their holder died
+    mid-send: the message may have gone out, so the row is now uncertain); `given_up` the orphans whose attempts
+    were spent, now `failed` and not to be sent."""
+
+    rows: list[Row[Any]]
+    orphans: frozenset[int] = frozenset()
+    given_up: frozenset[int] = frozenset()
+
+
+def claim(session: Session, *, clock: Clock, limit: int, lease: timedelta, max_attempts: int) -> Claimed:
+    """Take up to `limit` due rows (and every due post of their robots) for one more attempt, `sending` for `lease`."""
+    # Core statements, not ORM objects: at hundreds of messages a second the ORM's bookkeeping held
+    # the GIL long enough to slow the sending threads down (measured with bench/bench_sms.py).
+    t = _TABLE
+    now = clock.now()
+    due = or_(
+        and_(t.c.status == Status.queued.value, t.c.next_attempt_at <= now),
+        and_(t.c.status == Status.sending.value, t.c.lease_until <= now),
+    )
+    query = (
+        sa_select(
+            t.c.id,
+            t.c.channel,
+            t.c.recipient,
+            t.c.body,
+            t.c.template,
+            t.c.params,
+            t.c.attempts,
+            t.c.uncertain,
+            t.c.status,
+            t.c.incident_code,
+            t.c.event_id,
+            t.c.subscription_id,
+            t.c.provider,
+            t.c.created_at,
+            t.c.robot_id,
+        )
+        .where(due)
+        .order_by(t.c.priority, t.c.next_attempt_at, t.c.id)
+    )
+    # `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never claim the same row; SQLite has a single writer.
+    locking = is_postgres(session)
+    rows = list(
+        session.execute(query.limit(limit).with_for_update(skip_locked=True) if locking else query.limit(limit)).all()
+    )
+    if not rows:
+        return Claimed([])
+    robot_ids = {r.robot_id for r in rows if r.robot_id is not None}
+    if robot_ids:
+        # Every due post of a robot goes in one message, even those past the claim's limit.
+        more = query.where(t.c.robot_id.in_(robot_ids), t.c.id.notin_([r.id for r in rows]))
+        rows += session.execute(more.with_for_update(skip_locked=True) if locking else more).all()
+    # A row found in `sending` lost its holder mid-send: it may have gone out.
+    orphans = {r.id for r in rows if r.status == Status.sending}
+    exhausted = {r.id for r in rows if r.id in orphans and r.attempts >= max_attempts}
+    if exhausted:
+        session.execute(
+            update(t)
+            .where(t.c.id.in_(exhausted))
+            .values(
+                status=Status.failed.value,
+                lease_until=None,
+                uncertain=True,
+                last_error=t.c.attempts.cast(String) + " attempts, the last one interrupted: gave up",
+            )
+        )
+        fallback.after_failure(session, clock=clock, ids=exhausted)
+    take = [r for r in rows if r.id not in exhausted]
+    if take:
+        session.execute(
+            update(t)
+            .where(t.c.id.in_([r.id for r in take]))
+            .values(
+                status=Status.sending.value,
+                attempts=t.c.attempts + 1,
+                lease_until=now + lease,
+                uncertain=t.c.uncertain | t.c.id.in_(orphans) if orphans else t.c.uncertain,
+            )
+        )
+    return Claimed(take, frozenset(orphans - exhausted), frozenset(exhausted))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An attempt the provider took (`id` and `attempts` name the attempt that holds the row): `sent`, or
+    `delivered` when its answer confirmed delivery. `at` is when the provider answered: a message's sent_at is
+    when it was handed over, not when that was recorded."""
+
+    id: int
+    attempts: int
+    provider: str | None
+    provider_id: str | None
+    at: datetime
+    delivered: bool = False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An attempt that failed for now: `queued` again, due at `next_attempt_at`."""
+
+    id: int
+    attempts: int
+    provider: str | None
+    error: str
+    error_class: ErrorClass
+    next_attempt_at: datetime
+    # The attempt may have gone out all the same: the next one asks the provider first.
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An attempt after which the row is `failed` for good."""
+
+    id: int
+    attempts: int
+    provider: str | None
+    error: str
+    error_class: ErrorClass
+
+
+def finish(
+    session: Session,
+    *,
+    clock: Clock,
+    sent: Sequence[Sent] = (),
+    retry: Sequence[Retry] = (),
+    failed: Sequence[Failed] = (),
+) -> list[DeliveryEvent]:
+    """Record what attempts came to; the failures reported by the held receipts this releases."""
+    # Conditional updates: only the attempt that holds the row (status `sending`, same attempt number) may
+    # finish it; a receipt that got there first, or a newer attempt, wins. Core statements, as in `claim`.
+    t = _TABLE
+    events: list[DeliveryEvent] = []
+    held = and_(
+        t.c.id == bindparam("b_id"), t.c.status == Status.sending.value, t.c.attempts == bindparam("b_attempts")
+    )
+    if sent:
+        session.execute(
+            update(t)
+            .where(held)
+            .values(
+                status=bindparam("b_status"),
+                provider=func.coalesce(bindparam("b_provider"), t.c.provider),
+                provider_id=func.coalesce(bindparam("b_provider_id"), t.c.provider_id),
+                sent_at=func.coalesce(t.c.sent_at, bindparam("b_sent_at")),
+                delivered_at=bindparam("b_delivered_at"),
+                lease_until=None,
+                uncertain=False,
+                error_class=None,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_id": s.id,
+                    "b_attempts": s.attempts,
+                    "b_provider": s.provider,
+                    "b_status": Status.delivered.value if s.delivered else Status.sent.value,
+                    "b_provider_id": s.provider_id,
+                    "b_sent_at": s.at,
+                    "b_delivered_at": s.at if s.delivered else None,
+                }
+                for s in sent
+            ],
+        )
+        # A receipt that came before this answer was recorded (Tencent names only its SerialNo) applies now.
+        recorded = {s.provider_id for s in sent if s.provider_id}
+        if recorded:
+            events += receipts.release(session, clock=clock, provider_ids=recorded)
+    if retry:
+        session.execute(
+            update(t)
+            .where(held)
+            .values(
+                status=Status.queued.value,
+                provider=func.coalesce(bindparam("b_provider"), t.c.provider),
+                last_error=bindparam("b_error"),
+                error_class=bindparam("b_class"),
+                next_attempt_at=bindparam("b_next"),
+                uncertain=t.c.uncertain | bindparam("b_uncertain"),
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_id": r.id,
+                    "b_attempts": r.attempts,
+                    "b_provider": r.provider,
+                    "b_error": r.error,
+                    "b_class": r.error_class.value,
+                    "b_next": r.next_attempt_at,
+                    "b_uncertain": r.uncertain,
+                }
+                for r in retry
+            ],
+        )
+    if failed:
+        session.execute(
+            update(t)
+            .where(held)
+            .values(
+                status=Status.failed.value,
+                provider=func.coalesce(bindparam("b_provider"), t.c.provider),
+                last_error=bindparam("b_error"),
+                error_class=bindparam("b_class"),
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {
+                    "b_id": f.id,
+                    "b_attempts": f.attempts,
+                    "b_provider": f.provider,
+                    "b_error": f.error,
+                    "b_class": f.error_class.value,
+                }
+                for f in failed
+            ],
+        )
+        fallback.after_failure(session, clock=clock, ids=[f.id for f in failed])
+    return events

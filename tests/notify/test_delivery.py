@@ -100,7 +100,7 @@ def test_a_dispatcher_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(
 ) -> None:
     _enqueue_many(engine, clock, 20)
     crashed = service.dispatcher
-    claimed = crashed._claim(12)
+    claimed = crashed.claim(12)
     # It got half of its batch out to Twilio, then the process was killed before recording anything;
     # the receipts for those six are lost too (nobody was listening), so only Twilio knows they went out.
     simulator.configure(send_callbacks=False)
@@ -138,7 +138,7 @@ def test_a_message_retaken_after_a_crash_is_adopted_even_when_its_recipient_got_
             _page(session, clock, i, to=phone, tag="B")
     crashed = service.dispatcher
     simulator.configure(send_callbacks=False)
-    [lost] = crashed._claim(1)
+    [lost] = crashed.claim(1)
     crashed.channels["sms"].send(lost)  # it went out, then the process died before recording it
     replacement = Dispatcher(engine, clock=clock, channels=crashed.channels, config=DispatchConfig(lease_seconds=60))
     assert replacement.drain().sent == 150  # the other pages to the same phone, sent after it

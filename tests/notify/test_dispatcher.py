@@ -14,7 +14,7 @@ from app.clock import ManualClock
 from app.db import transaction
 from app.notify import outbox
 from app.notify.channels import ChannelMessage, ProviderResult
-from app.notify.dispatcher import DispatchConfig, Dispatcher, _Outcome
+from app.notify.dispatcher import DispatchConfig, Dispatcher, Outcome
 from app.notify.models import ErrorClass, OutboxMessage
 from app.notify.ratelimit import TokenBucket
 
@@ -173,7 +173,7 @@ def test_permanent_errors_fail_at_once_and_retries_give_up(engine: Engine, clock
 def test_a_row_left_in_sending_is_taken_again_after_its_lease(engine: Engine, clock: ManualClock) -> None:
     provider = ScriptedProvider()
     [row_id] = _enqueue(engine, clock)
-    _dispatcher(engine, clock, provider, lease_seconds=30)._claim(10)  # then that process died
+    _dispatcher(engine, clock, provider, lease_seconds=30).claim(10)  # then that process died
 
     other = _dispatcher(engine, clock, provider, lease_seconds=30)
     assert other.run_once().claimed == 0
@@ -189,11 +189,11 @@ def test_a_late_result_from_a_lost_lease_does_not_overwrite_the_new_attempt(engi
     provider = ScriptedProvider()
     [row_id] = _enqueue(engine, clock)
     slow = _dispatcher(engine, clock, provider, lease_seconds=5)
-    [claimed] = slow._claim(1)
+    [claimed] = slow.claim(1)
     clock.advance(minutes=5)
     fast = _dispatcher(engine, clock, provider, lease_seconds=5)
     fast.run_once()
-    slow._record([_Outcome(claimed, ProviderResult(ErrorClass.transient, error="too late"))])
+    slow.record([Outcome(claimed, ProviderResult(ErrorClass.transient, error="too late"))])
     row = _row(engine, row_id)
     assert row.status == "sent" and row.last_error is None and row.attempts == 2
 
@@ -214,7 +214,7 @@ def test_claims_never_overlap_between_dispatchers(engine: Engine, clock: ManualC
 
     def claim(i: int) -> None:
         for _ in range(10):
-            claimed[i].extend(m.id for m in dispatchers[i]._claim(3))
+            claimed[i].extend(m.id for m in dispatchers[i].claim(3))
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(3)]
     for t in threads:

@@ -63,7 +63,7 @@ def test_a_dispatcher_that_dies_mid_call_places_no_call_twice(
 ) -> None:
     _calls(engine, clock, 10)
     crashed = service.dispatcher
-    claimed = crashed._claim(6)
+    claimed = crashed.claim(6)
     dead = _dead_replicas_channel(service)
     for message in claimed[:4]:  # four calls placed, then the process was killed before recording them
         assert dead.send(message).ok
@@ -90,7 +90,7 @@ def test_a_call_retaken_after_a_crash_is_adopted_among_many_to_the_same_leader(
     leader = "+8613800000002"
     _calls(engine, clock, 12, phone=leader)
     crashed = service.dispatcher
-    [lost] = crashed._claim(1)
+    [lost] = crashed.claim(1)
     assert _dead_replicas_channel(service).send(lost).ok
     replacement = Dispatcher(engine, clock=clock, channels=crashed.channels, config=DispatchConfig(lease_seconds=60))
     assert replacement.drain().sent == 11
