@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -12,7 +13,7 @@ from app.clock import ManualClock
 from app.db import transaction
 from app.errors import Invalid
 from app.notify import inbound, outbox, templates
-from app.notify.models import OutboxMessage
+from app.notify.models import ErrorClass, OutboxMessage
 
 PAGE = {"level": "III", "category": "hospital", "unit": "丰台区右安门街道", "title": "某医院住院部起火", "code": "F3K7",
         "address": "右安门外大街1号", "casualties": {"deaths": 3, "injuries": 2}, "window_seconds": 300}  # fmt: skip
@@ -192,6 +193,63 @@ def test_receipts_only_move_a_message_forward(engine: Engine, clock: ManualClock
             )
             is None
         )
+
+
+def test_a_claim_takes_a_row_for_one_attempt_and_only_that_attempt_finishes_it(
+    engine: Engine, clock: ManualClock
+) -> None:
+    lease = timedelta(seconds=30)
+
+    def claim() -> outbox.Claimed:
+        with transaction(engine) as session:
+            return outbox.claim(session, clock=clock, limit=10, lease=lease, max_attempts=3)
+
+    def row() -> OutboxMessage:
+        with Session(engine) as session:
+            found = session.get(OutboxMessage, row_id)
+            assert found is not None
+            return found
+
+    with transaction(engine) as session:
+        row_id = _enqueue(session, clock, "k")
+        assert row_id is not None
+    first = claim()
+    assert [r.id for r in first.rows] == [row_id] and first.rows[0].attempts == 0 and not first.orphans
+    assert row().status == "sending" and row().attempts == 1 and row().lease_until == clock.now() + lease
+    assert claim().rows == []  # held while its lease lasts
+
+    clock.advance(seconds=31)  # its holder died mid-send
+    second = claim()
+    assert second.orphans == {row_id} and second.rows[0].attempts == 1 and not second.given_up
+    with transaction(engine) as session:  # the first attempt's late answer: the second one holds the row now
+        late = outbox.Sent(id=row_id, attempts=1, provider="twilio", provider_id="SM1", at=clock.now())
+        assert outbox.finish(session, clock=clock, sent=[late]) == []
+    assert row().status == "sending" and row().provider_id is None and row().uncertain
+    with transaction(engine) as session:
+        outbox.finish(
+            session,
+            clock=clock,
+            retry=[
+                outbox.Retry(
+                    id=row_id,
+                    attempts=2,
+                    provider="twilio",
+                    error="timeout",
+                    error_class=ErrorClass.transient,
+                    next_attempt_at=clock.now(),
+                )
+            ],
+        )
+    retried = row()
+    assert retried.status == "queued" and retried.last_error == "timeout" and retried.lease_until is None
+    assert retried.uncertain  # it may still have gone out: the next attempt asks the provider first
+
+    assert [r.attempts for r in claim().rows] == [2]
+    clock.advance(seconds=31)  # the third and last attempt is interrupted too
+    last = claim()
+    assert last.rows == [] and last.given_up == {row_id}
+    gave_up = row()
+    assert gave_up.status == "failed" and gave_up.last_error == "3 attempts, the last one interrupted: gave up"
 
 
 @pytest.mark.parametrize(
