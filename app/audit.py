@@ -11,6 +11,7 @@ from sqlmodel import Field, Session, SQLModel, col, func, select
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.db import UTCDateTime
+from app.org import paths
 
 
 class AuditEntry(SQLModel, table=True):
@@ -71,9 +72,7 @@ def entries(
     query = select(AuditEntry)
     # A root-level principal (a city) sees everything, including entries tied to no unit.
     if within_path is not None and "/" in within_path:
-        query = query.where(
-            (col(AuditEntry.unit_path) == within_path) | col(AuditEntry.unit_path).startswith(within_path + "/")
-        )
+        query = query.where(paths.sql_within(col(AuditEntry.unit_path), within_path))
     if object_type:
         query = query.where(AuditEntry.object_type == object_type)
     if object_id:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from app.errors import Forbidden
+from app.org import paths
 from app.org.models import Role, Unit
 
 # What each role may do. API keys carry their permissions directly as scopes.
@@ -185,7 +186,7 @@ class Principal:
     def covers(self, unit: Unit) -> bool:
         if self.unit_path is None:
             return True
-        return unit.path == self.unit_path or unit.path.startswith(self.unit_path + "/")
+        return paths.within(unit.path, self.unit_path)
 
     @property
     def covers_whole_tree(self) -> bool:

@@ -22,6 +22,7 @@ from app.hazards import service as hazard_service
 from app.hazards.errors import ACTION_NAMES, RoleRefused, StateRefused
 from app.hazards.models import Hazard, HazardPhoto, Level, Phase, Status
 from app.hazards.schemas import ExtensionRequest, ListingRequest, PlanCreate, SubmitRequest, VerifyRequest
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Role, Tier, Unit
 
@@ -37,7 +38,7 @@ def _strictly_above(actor: Principal, unit: Unit) -> bool:
     """The actor's scope holds the unit and is wider than it: the tier above (or higher)."""
     if actor.unit_path is None:
         return True
-    return unit.path.startswith(actor.unit_path + "/")
+    return paths.below(unit.path, actor.unit_path)
 
 
 def _require_state(hazard: Hazard, action: str, allowed: tuple[Status, ...]) -> None:

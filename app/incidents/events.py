@@ -12,6 +12,7 @@ from app.escalation.rules import service as rules_service
 from app.escalation.rules.schemas import RulesDocument
 from app.incidents.models import Incident
 from app.notify import webhooks
+from app.org import paths
 from app.org.models import Agency, Unit
 
 
@@ -52,7 +53,7 @@ def routed_agencies(session: Session, rules: RulesDocument, inc: Incident) -> li
         .outerjoin(Unit, col(Unit.id) == col(Agency.unit_id))
         .where(col(Agency.kind).in_(kinds), col(Agency.active).is_(True))
     ).all()
-    return [a.code for a, u in rows if u is None or inc.unit_path == u.path or inc.unit_path.startswith(u.path + "/")]
+    return [a.code for a, u in rows if u is None or paths.within(inc.unit_path, u.path)]
 
 
 def publish(session: Session, *, clock: Clock, inc: Incident, rules: RulesDocument, event_type: str) -> None:
@@ -82,7 +83,7 @@ def _categories_for(session: Session, kind: str) -> list[str]:
 
 def agency_receives(session: Session, actor: Principal, inc: Incident) -> bool:
     agency, unit = _agency(session, actor)
-    in_scope = unit is None or inc.unit_path == unit.path or inc.unit_path.startswith(unit.path + "/")
+    in_scope = unit is None or paths.within(inc.unit_path, unit.path)
     return in_scope and inc.category in _categories_for(session, agency.kind)
 
 
@@ -91,5 +92,5 @@ def agency_visibility(session: Session, actor: Principal) -> Any:
     agency, unit = _agency(session, actor)
     routed: Any = col(Incident.category).in_(_categories_for(session, agency.kind))
     if unit is not None:
-        routed = routed & ((col(Incident.unit_path) == unit.path) | col(Incident.unit_path).startswith(unit.path + "/"))
+        routed = routed & paths.sql_within(col(Incident.unit_path), unit.path)
     return or_(col(Incident.source) == actor.label, routed)

@@ -23,6 +23,7 @@ from app.escalation.rules import service as rules_service
 from app.incidents import codes, events, timeline
 from app.incidents.models import OPEN_STATUSES, Incident, IncidentTier, Report, ReportKind, Status
 from app.incidents.schemas import Casualties, IncidentCreate, ReportCreate
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
 
@@ -319,7 +320,7 @@ def can_read(session: Session, actor: Principal, inc: Incident) -> bool:
         return events.agency_receives(session, actor, inc)
     # A person's unit is on an incident's chain exactly when the incident lies in that unit's subtree.
     assert actor.unit_path is not None
-    return inc.unit_path == actor.unit_path or inc.unit_path.startswith(actor.unit_path + "/")
+    return paths.within(inc.unit_path, actor.unit_path)
 
 
 def add_report(
@@ -409,9 +410,9 @@ def listing(
     if actor.kind == "agency":
         query = query.where(events.agency_visibility(session, actor))
     elif actor.kind == "person" and actor.unit_path is not None:
-        query = query.where(_in_subtree(actor.unit_path))
+        query = query.where(paths.sql_within(col(Incident.unit_path), actor.unit_path))
     if unit is not None:
-        query = query.where(_in_subtree(unit.path))
+        query = query.where(paths.sql_within(col(Incident.unit_path), unit.path))
     if status is not None:
         query = query.where(Incident.status == status)
     if severity is not None:
@@ -423,7 +424,3 @@ def listing(
         query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).offset(offset).limit(limit)
     ).all()
     return list(rows), total
-
-
-def _in_subtree(path: str) -> Any:
-    return (col(Incident.unit_path) == path) | col(Incident.unit_path).startswith(path + "/")

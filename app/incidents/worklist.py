@@ -13,6 +13,7 @@ from app.clock import Clock
 from app.escalation.grading import Severity
 from app.incidents import events, lifecycle
 from app.incidents.models import OPEN_STATUSES, Incident
+from app.org import paths
 
 _GRAVEST_FIRST = case({s.value: s.rank for s in Severity}, value=col(Incident.severity), else_=9)
 
@@ -30,8 +31,7 @@ def open_incidents(session: Session, *, clock: Clock, actor: Principal, limit: i
     if actor.kind == "agency":
         query = query.where(events.agency_visibility(session, actor))
     elif actor.unit_path is not None:
-        path = actor.unit_path
-        query = query.where((col(Incident.unit_path) == path) | col(Incident.unit_path).startswith(path + "/"))
+        query = query.where(paths.sql_within(col(Incident.unit_path), actor.unit_path))
     rows = list(
         session.exec(query.order_by(_GRAVEST_FIRST, col(Incident.created_at), col(Incident.id)).limit(limit)).all()
     )

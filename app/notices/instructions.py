@@ -13,6 +13,7 @@ from app.incidents import timeline
 from app.notices import service as notice_service
 from app.notices.models import Kind, Notice
 from app.notices.schemas import Addressing, InstructionCreate, NoticeCreate
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Person, Role, Unit
 from app.roster import service as roster_service
@@ -44,7 +45,7 @@ def instruct(session: Session, *, clock: Clock, actor: Principal, incident_id: i
     issuer = _issuing_unit(session, clock=clock, person=person, chain=chain)
     if issuer is None:
         raise Forbidden(f"{person.name} is not a leader of a tier on incident {inc.code}'s chain")
-    lower = [u for u in chain if u.path.startswith(issuer.path + "/")]
+    lower = [u for u in chain if paths.below(u.path, issuer.path)]
     if not lower:
         raise Invalid.field("incident_id", f"{issuer.name} is the lowest tier of incident {inc.code}: no tier below")
     notice = notice_service.issue(

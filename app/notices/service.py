@@ -22,6 +22,7 @@ from app.notices import chase as notice_chase
 from app.notices import targets
 from app.notices.models import Kind, Notice, NoticeReceipt, NoticeStatus, ReceiptState
 from app.notices.schemas import Addressing, NoticeCreate
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Person, Role, Unit
 from app.roster import service as roster_service
@@ -189,11 +190,11 @@ def may_read(session: Session, actor: Principal, notice: Notice) -> bool:
     if not actor.can("notices:read"):
         return False
     root = actor.unit_path
-    if root is None or notice.unit_path == root or notice.unit_path.startswith(root + "/"):
+    if root is None or paths.within(notice.unit_path, root):
         return True
     query = select(NoticeReceipt.id).where(
         NoticeReceipt.notice_id == notice.id,
-        (col(NoticeReceipt.unit_path) == root) | col(NoticeReceipt.unit_path).startswith(root + "/"),
+        paths.sql_within(col(NoticeReceipt.unit_path), root),
     )
     return session.exec(query.limit(1)).first() is not None
 

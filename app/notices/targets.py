@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from app.auth.principal import Principal
 from app.errors import Forbidden, Invalid
 from app.incidents.codes import ALPHABET
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Unit
 
@@ -29,7 +30,7 @@ def below(session: Session, root: Unit, *, scope: str | None, tiers: Sequence[st
     if scope == CHILDREN:
         query = query.where(Unit.parent_id == root.id)
     else:
-        query = query.where(col(Unit.path).startswith(root.path + "/"))
+        query = query.where(paths.sql_below(col(Unit.path), root.path))
     if tiers:
         query = query.where(col(Unit.tier).in_(list(tiers)))
     return list(session.exec(query.order_by(col(Unit.path))).all())
@@ -56,7 +57,7 @@ def resolve(
         if unknown:
             raise Invalid.field(f"{field}.units", f"unknown unit(s) {', '.join(unknown[:10])}")
         for unit in listed.values():
-            if not unit.path.startswith(root.path + "/"):
+            if not paths.below(unit.path, root.path):
                 raise Forbidden(f"unit {unit.code} ({unit.name}) is not below {root.code} ({root.name})")
             if not actor.covers(unit):
                 raise Forbidden(f"unit {unit.code} ({unit.name}) is outside the scope of {actor.actor}")

@@ -15,6 +15,7 @@ from app.notices import cap, targets
 from app.notices import service as notice_service
 from app.notices.models import CapMessage, Kind, Notice
 from app.notices.schemas import Addressing, NoticeCreate
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Tier, Unit
 
@@ -47,7 +48,7 @@ def _receivers(session: Session, actor: Principal, issuer: Unit, alert: cap.Aler
         raise Invalid.field("alert.info.area.geocode", f"unknown GB/T 2260 code(s) {', '.join(unknown[:10])}")
     units: dict[str, Unit] = {}
     for unit in found.values():
-        if not actor.covers(unit) or not (unit.path == issuer.path or unit.path.startswith(issuer.path + "/")):
+        if not actor.covers(unit) or not paths.within(unit.path, issuer.path):
             raise Forbidden(f"area {unit.code} ({unit.name}) is outside the scope of {actor.actor}")
         if unit.path != issuer.path:
             units[unit.code] = unit

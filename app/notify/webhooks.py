@@ -25,6 +25,7 @@ from app.clock import Clock
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.notify import outbox
 from app.notify.models import Channel, OutboxMessage, Status, WebhookSubscription
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Agency, Unit
 
@@ -220,10 +221,7 @@ def listing(session: Session, *, actor: Principal) -> list[SubscriptionPublic]:
     if actor.kind == "agency":
         query = query.where(WebhookSubscription.agency_id == actor.id)
     elif not actor.covers_whole_tree and actor.unit_path:
-        query = query.where(
-            (col(WebhookSubscription.unit_path) == actor.unit_path)
-            | col(WebhookSubscription.unit_path).startswith(actor.unit_path + "/")
-        )
+        query = query.where(paths.sql_within(col(WebhookSubscription.unit_path), actor.unit_path))
     rows = session.exec(query.order_by(col(WebhookSubscription.id))).all()
     return [public(sub, *_details(session, sub)) for sub in rows]
 
@@ -296,10 +294,6 @@ def replay(session: Session, *, clock: Clock, actor: Principal, delivery_id: int
     return delivery_public(row)
 
 
-def _in_subtree(unit_path: str, root: str) -> bool:
-    return unit_path == root or unit_path.startswith(root + "/")
-
-
 def matches(sub: WebhookSubscription, *, event_type: str, category: str, severity: str, unit_path: str) -> bool:
     """Whether a subscription's filters let an event through."""
     if event_type not in sub.event_types:
@@ -308,7 +302,7 @@ def matches(sub: WebhookSubscription, *, event_type: str, category: str, severit
         return False
     if sub.min_severity and SEVERITY_RANK.get(severity, 4) > SEVERITY_RANK[sub.min_severity]:
         return False
-    return not (sub.unit_path and not _in_subtree(unit_path, sub.unit_path))
+    return not (sub.unit_path and not paths.within(unit_path, sub.unit_path))
 
 
 def envelope(*, event_id: str, event_type: str, created_at: datetime, incident: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from app.errors import FieldError, Invalid, NotFound
+from app.org import paths
 from app.org.models import TIER_DEPTH, Tier, Unit
 
 
@@ -143,7 +144,7 @@ def chain(session: Session, unit: Unit) -> list[Unit]:
 
 def in_subtree(root_path: str) -> Any:
     """A WHERE clause for the units at or below the unit with this path."""
-    return (col(Unit.path) == root_path) | col(Unit.path).startswith(root_path + "/")
+    return paths.sql_within(col(Unit.path), root_path)
 
 
 def listing(session: Session, *, tier: Tier | None, parent: Unit | None) -> list[Unit]:
@@ -152,7 +153,7 @@ def listing(session: Session, *, tier: Tier | None, parent: Unit | None) -> list
     if tier is not None:
         query = query.where(Unit.tier == tier)
     if parent is not None:
-        query = query.where(col(Unit.path).startswith(parent.path + "/"))
+        query = query.where(paths.sql_below(col(Unit.path), parent.path))
     return list(session.exec(query.order_by(col(Unit.path))).all())
 
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, extract, func, literal, or_
+from sqlalchemy import Integer, and_, case, cast, extract, func, literal
 from sqlalchemy.sql import ColumnElement
 
+from app.org import paths
 from app.org.models import Unit
 
 WEEK_SECONDS = 7 * 24 * 3600
@@ -28,7 +29,7 @@ def in_subtree(path: Any, root: Unit) -> ColumnElement[bool] | None:
     """Rows placed at `root` or below it (None for the root of the whole tree: every row is)."""
     if root.parent_id is None:
         return None
-    return or_(path == root.path, path.startswith(root.path + "/", autoescape=True))
+    return paths.sql_within(path, root.path)
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,7 @@ def by_child(root: Unit, children: Sequence[Unit]) -> Grouping:
         return Grouping(key, lambda k: by_path.get(k, root.code))
 
     def case_key(path: Any, _at: Any) -> ColumnElement[Any]:
-        whens = [
-            (or_(path == c.path, path.startswith(c.path + "/", autoescape=True)), literal(c.code)) for c in children
-        ]
+        whens = [(paths.sql_within(path, c.path), literal(c.code)) for c in children]
         return case(*whens, else_=literal(root.code)) if whens else literal(root.code)
 
     return Grouping(case_key, lambda k: k)

@@ -13,6 +13,7 @@ from app import audit
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Unit
 from app.rollcall import service as rollcall_service
@@ -110,10 +111,7 @@ def listing(session: Session, *, actor: Principal) -> list[RollCallSchedule]:
     authorize(actor, "rollcalls:read")
     query = select(RollCallSchedule)
     if actor.unit_path is not None:
-        root = actor.unit_path
-        query = query.where(
-            (col(RollCallSchedule.unit_path) == root) | col(RollCallSchedule.unit_path).startswith(root + "/")
-        )
+        query = query.where(paths.sql_within(col(RollCallSchedule.unit_path), actor.unit_path))
     return list(session.exec(query.order_by(col(RollCallSchedule.id))).all())
 
 

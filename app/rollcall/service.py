@@ -20,6 +20,7 @@ from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Forbidden, NotFound
 from app.notices import targets
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.rollcall import chase as rollcall_chase
@@ -129,9 +130,9 @@ def may_read(actor: Principal, rc: RollCall) -> bool:
     """The calling unit's subtree reads a roll-call; so does a unit that was called (it sees the whole roll)."""
     if not actor.can("rollcalls:read"):
         return False
-    if actor.unit_path is None or rc.unit_path == actor.unit_path or rc.unit_path.startswith(actor.unit_path + "/"):
+    if actor.unit_path is None or paths.within(rc.unit_path, actor.unit_path):
         return True
-    return actor.unit_path.startswith(rc.unit_path + "/")
+    return paths.below(actor.unit_path, rc.unit_path)
 
 
 def get(session: Session, *, actor: Principal, roll_call_id: int) -> RollCall:
@@ -178,7 +179,7 @@ def listing(
     if unit is not None:
         query = query.where(RollCall.unit_id == unit.id)
     elif root is not None:
-        query = query.where((col(RollCall.unit_path) == root) | col(RollCall.unit_path).startswith(root + "/"))
+        query = query.where(paths.sql_within(col(RollCall.unit_path), root))
     if since is not None:
         query = query.where(col(RollCall.started_at) >= since)
     if until is not None:

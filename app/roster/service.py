@@ -18,6 +18,7 @@ from app import audit
 from app.auth.principal import Principal, authorize
 from app.clock import Clock
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.org.phones import normalize_mobile
@@ -78,7 +79,7 @@ def find_person(session: Session, ref: int | str) -> Person | None:
 
 
 def inside(unit: Unit, root: Unit) -> bool:
-    return unit.path == root.path or unit.path.startswith(root.path + "/")
+    return paths.within(unit.path, root.path)
 
 
 def rosterable(session: Session, *, unit: Unit, ref: int | str, field: str) -> Person:
@@ -100,7 +101,7 @@ def rosterable(session: Session, *, unit: Unit, ref: int | str, field: str) -> P
 def may_read(actor: Principal, unit: Unit) -> None:
     """Rosters of one's subtree, and of the units above it (a street must know who to call at its district)."""
     authorize(actor, "rosters:read")
-    if actor.covers(unit) or (actor.unit_path is not None and actor.unit_path.startswith(unit.path + "/")):
+    if actor.covers(unit) or (actor.unit_path is not None and paths.below(actor.unit_path, unit.path)):
         return
     raise Forbidden(f"unit {unit.code} ({unit.name}) is outside the scope of {actor.actor}")
 

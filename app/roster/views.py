@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.auth.principal import Principal, authorize
 from app.errors import Invalid
+from app.org import paths
 from app.org import units as unit_service
 from app.org.models import Person, Unit
 from app.roster import practice
@@ -161,7 +162,7 @@ class DutyBoard:
 
 
 def _readable(actor: Principal, unit: Unit) -> bool:
-    return actor.covers(unit) or (actor.unit_path is not None and actor.unit_path.startswith(unit.path + "/"))
+    return actor.covers(unit) or (actor.unit_path is not None and paths.below(actor.unit_path, unit.path))
 
 
 def _posts_held(chain: list[OnCallEntry], person_id: int) -> list[Post]:
