@@ -417,6 +417,8 @@ class Stepper:
         chains = {uid: [by_code[c] for c in u.path.split("/") if c in by_code] for uid, u in units.items()}
         self._chains = chains
         posts = roster_service.resolve_many(self.session, units=list(by_code.values()), at=self.now)
+        by_id = {u.id: u for u in by_code.values()}
+        paging.prepare(self.session, now=self.now, posts=[(by_id[uid], p) for (uid, _), p in posts.items()])
         for chase in chases:
             self._step(chase, chains[chase.unit_id], posts)
 

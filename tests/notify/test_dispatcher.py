@@ -242,6 +242,35 @@ def test_the_background_loop_wakes_on_commit(engine: Engine, clock: ManualClock)
     assert _row(engine, row_id).status == "sent"
 
 
+def test_the_background_loop_claims_when_rows_are_queued_not_after_every_finished_send(
+    engine: Engine, clock: ManualClock
+) -> None:
+    provider = ScriptedProvider()
+    dispatcher = _dispatcher(engine, clock, provider, poll_seconds=60)
+    claims: list[int] = []
+    original = dispatcher.claim
+
+    def counted(limit: int) -> list[ChannelMessage]:
+        claimed = original(limit)
+        claims.append(len(claimed))
+        return claimed
+
+    dispatcher.claim = counted  # type: ignore[method-assign]
+    dispatcher.start()
+    try:
+        ids = _enqueue(engine, clock, n=20)  # one commit, one wake
+        for _ in range(500):
+            if all(_row(engine, i).status == "sent" for i in ids):
+                break
+            threading.Event().wait(0.01)
+    finally:
+        dispatcher.stop()
+    assert all(_row(engine, i).status == "sent" for i in ids)
+    assert sum(claims) == 20
+    # The start and the commit's wake; not one more for each of the twenty sends that finished.
+    assert len(claims) <= 3, claims
+
+
 def test_token_bucket_holds_the_rate() -> None:
     now = [0.0]
     slept: list[float] = []
