@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Table, create_engine, event
+from sqlalchemy import DateTime, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import OperationalError
@@ -203,8 +203,59 @@ def insert_many_unless_conflict(
     """insert_unless_conflict for several rows in one statement: the `returning` values of the rows written."""
     if not rows:
         return set()
+    unnested = _unnested(session, table, rows, on=on, returning=returning)
+    if unnested is not None:
+        return set(session.execute(*unnested).scalars().all())
     statement = _conflict_free_insert(session.get_bind().dialect.name, table, on, returning)
     return set(session.execute(statement, rows).scalars().all())
+
+
+def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows (a batch's events or timeline entries) in one statement."""
+    if not rows:
+        return
+    unnested = _unnested(session, table, rows)
+    if unnested is not None:
+        session.execute(*unnested)
+    else:
+        session.execute(table.insert(), rows)
+
+
+def _unnested(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    on: tuple[str, ...] | None = None,
+    returning: str | None = None,
+) -> tuple[Any, dict[str, list[Any]]] | None:
+    """On PostgreSQL, rows with the same columns as one array per column, unnested: the statement's text is the
+    same whatever the number of rows, so psycopg parses it once (a multi-row VALUES of 200 rows × 20 columns
+    took it 5 ms per batch, an executemany of 200 small rows 3 ms; profiled). None: the caller's own way."""
+    dialect = session.get_bind().dialect
+    keys = tuple(rows[0])
+    if dialect.name != "postgresql" or any(tuple(row) != keys for row in rows):
+        return None
+    statement, processors = _unnest_insert(dialect, table, keys, on, returning)
+    arrays = {
+        f"c{i}": [row[key] for row in rows] if proc is None else [proc(row[key]) for row in rows]
+        for i, (key, proc) in enumerate(zip(keys, processors, strict=True))
+    }
+    return statement, arrays
+
+
+@functools.cache
+def _unnest_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], on: tuple[str, ...] | None, returning: str | None
+) -> tuple[Any, list[Any]]:
+    columns = [table.c[key] for key in keys]
+    arrays = ", ".join(f"CAST(:c{i} AS {c.type.compile(dialect=dialect)}[])" for i, c in enumerate(columns))
+    sql = f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) SELECT * FROM unnest({arrays})"
+    if on is not None:
+        sql += f" ON CONFLICT ({', '.join(on)}) DO NOTHING"
+    if returning is not None:
+        sql += f" RETURNING {returning}"
+    return text(sql), [c.type._cached_bind_processor(dialect) for c in columns]
 
 
 def insert_many_ignoring_conflicts(

@@ -29,8 +29,8 @@ post that owes an answer, what it owes it for (`kind` + `subject`, unique togeth
 - Timers are rows: the escalation tick (`app.escalation.jobs.tick`) claims due chases with
   `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite: one writer), so replicas never take a step twice. A chase
   started due now wakes the tick at its commit (this process at once, other replicas via LISTEN/NOTIFY).
-- Every event goes to `chase_event`, and to the kind's `note(session, chase, event)` when it has one (its own
-  timeline).
+- Every event goes to `chase_event`, and to the kind's `note(session, chase, event, pager)` when it has one (its
+  own timeline; in a tick batch `pager.later` writes its rows with the batch's).
 
 Templates are names in `app.notify.templates.TEMPLATES` (add your kind's there). Each is rendered with the
 kind's `params` over these defaults: `unit` (the post's unit name), `role` (the post's role), `to_unit` (the unit
@@ -119,7 +119,9 @@ class Kind:
     dedup_prefix: str
     templates: Templates
     answered: Callable[[Session, Sequence[Chase]], set[int]] | None = None
-    note: Callable[[Session, Chase, Event], None] | None = None
+    # The kind's own record of an event (its timeline): (session, chase, event, pager). In a tick batch `pager` is
+    # the batch's, whose `later` writes rows at its flush; outside one (an answer, a cancel) it is None.
+    note: Callable[[Session, Chase, Event, Pager | None], None] | None = None
     on_answer: Callable[[Session, Chase, str], None] | None = None
     # The kind's own rungs (chain root first, the post's role, the chase) instead of the default `ladder`.
     ladder: Callable[[Sequence[Unit], str, Chase], list[Rung]] | None = None
@@ -510,12 +512,16 @@ class Stepper:
             self._page(kind, chase, admin, template, unit=post, role="admin", rung=-1, params=params, key="admins")
 
     def _event(self, kind: Kind | None, chase: Chase, what: str, message: str, **data: Any) -> None:
-        _event(self.session, kind, chase, Event(what, self.now, message, data))
+        _event(self.session, kind, chase, Event(what, self.now, message, data), pager=self.pager)
 
 
-def _event(session: Session, kind: Kind | None, chase: Chase, event: Event) -> None:
+def _event(session: Session, kind: Kind | None, chase: Chase, event: Event, *, pager: Pager | None = None) -> None:
     assert chase.id is not None
-    session.add(ChaseEvent(chase_id=chase.id, at=event.at, kind=event.kind, message=event.message[:500],
-                           data=event.data or None))  # fmt: skip
+    row: dict[str, Any] = {"chase_id": chase.id, "at": event.at, "kind": event.kind, "message": event.message[:500],
+           "data": event.data or None}  # fmt: skip
+    if pager is not None:
+        pager.later(ChaseEvent.__table__, row)  # type: ignore[attr-defined]
+    else:
+        session.add(ChaseEvent(**row))
     if kind is not None and kind.note is not None:
-        kind.note(session, chase, event)
+        kind.note(session, chase, event, pager)

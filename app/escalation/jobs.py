@@ -23,7 +23,7 @@ from app.escalation.chase import DUTY_OFFICER
 from app.escalation.models import Chase, ChaseStatus
 from app.escalation.paging import Pager
 from app.incidents import timeline
-from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier
+from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier, TimelineEntry
 from app.org.models import Tier, Unit, tier_above
 from app.roster import resolve as roster_resolve
 
@@ -96,13 +96,18 @@ def _lock_tiers_above(session: Session, due: Sequence[IncidentTier]) -> set[tupl
     return held | (wanted - existing)
 
 
-def _incident_note(session: Session, c: Chase, event: chase.Event) -> None:
+def _incident_note(session: Session, c: Chase, event: chase.Event, pager: Pager | None) -> None:
     """A chase about an incident (a late report) writes its events on the incident's timeline."""
     if c.incident_id is None or event.kind not in ("vacant", "all_vacant", "page"):
         return
     inc = session.get(Incident, c.incident_id)
-    if inc is not None:
-        timeline.note(session, inc, at=event.at, kind=event.kind, message=event.message, data=event.data)
+    if inc is None:
+        return
+    row = timeline.row(inc, at=event.at, kind=event.kind, message=event.message, data=event.data)
+    if pager is not None:
+        pager.later(TimelineEntry.__table__, row)  # type: ignore[attr-defined]
+    else:
+        session.add(TimelineEntry(**row))
 
 
 REPORT_OVERDUE = chase.register(

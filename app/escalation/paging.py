@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Table
 from sqlmodel import Session
 
+from app.db import insert_many
 from app.notify import outbox
 
 
@@ -34,6 +36,12 @@ class Pager:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._pending: list[Page] = []
+        self._later: dict[Table, list[dict[str, Any]]] = {}
+
+    def later(self, table: Table, row: dict[str, Any]) -> None:
+        """A row (an event, a timeline entry) to write at the flush, after the pages and their `on_sent`: one
+        INSERT per table for the batch, rows rather than ORM objects (a tick batch writes hundreds)."""
+        self._later.setdefault(table, []).append(row)
 
     def add(self, rows: dict[str, dict[str, Any]], on_sent: Callable[[list[str]], None] | None = None) -> Page:
         page = Page(rows, on_sent)
@@ -44,7 +52,15 @@ class Pager:
         return len(self._pending)
 
     def flush(self) -> list[Page]:
-        """Write every pending page; call each page's `on_sent` with its channels that went in, in order."""
+        """Write every pending page; call each page's `on_sent` with its channels that went in, in order; then
+        the rows kept for `later` (those callbacks' included)."""
+        pages = self._write_pages()
+        later, self._later = self._later, {}
+        for table, rows in later.items():
+            insert_many(self.session, table, rows)
+        return pages
+
+    def _write_pages(self) -> list[Page]:
         pages, self._pending = self._pending, []
         if not pages:
             return []

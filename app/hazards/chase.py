@@ -24,8 +24,9 @@ from app import labels
 from app.clock import Clock
 from app.escalation import chase as chase_service
 from app.escalation.models import Chase, ChaseStatus
+from app.escalation.paging import Pager
 from app.hazards import service as hazard_service
-from app.hazards.models import Hazard, Status
+from app.hazards.models import Hazard, HazardEntry, Status
 from app.notify import outbox
 from app.org.models import Unit
 from app.roster.resolve import zone_of
@@ -82,7 +83,7 @@ def _ladder(chain: Sequence[Unit], role: str, chase: Chase) -> list[tuple[Unit, 
     return [(unit, chase_service.LEADER), *((u, chase_service.DUTY_OFFICER) for u in upper)]
 
 
-def _note(session: Session, chase: Chase, event: chase_service.Event) -> None:
+def _note(session: Session, chase: Chase, event: chase_service.Event, pager: Pager | None) -> None:
     """Every step on the hazard's timeline; a reminder's step also texts the responsible party."""
     if event.kind not in ("page", "vacant", "all_vacant", "exhausted"):
         return
@@ -100,8 +101,19 @@ def _note(session: Session, chase: Chase, event: chase_service.Event) -> None:
         kind, label = "escalated", "逾期上报"
     if event.kind != "page":
         kind = "exhausted" if event.kind == "exhausted" else "vacant"
-    hazard_service.note(session, hazard, at=event.at, kind=kind, actor=ACTOR, message=f"{label}:{event.message}",
-                        data={"chase": chase.kind, "event": event.kind, **event.data})  # fmt: skip
+    data = {"chase": chase.kind, "event": event.kind, **event.data}
+    if pager is not None:  # a tick batch: the entry goes in with the batch's rows
+        entry = hazard_service.entry_row(
+            hazard, at=event.at, kind=kind, actor=ACTOR, message=f"{label}:{event.message}", data=data
+        )
+        pager.later(
+            HazardEntry.__table__,  # type: ignore[attr-defined]
+            entry,
+        )
+    else:
+        hazard_service.note(
+            session, hazard, at=event.at, kind=kind, actor=ACTOR, message=f"{label}:{event.message}", data=data
+        )
     if chase.kind == REMINDER_KIND and event.kind in ("page", "all_vacant"):
         _text_responsible(session, chase, hazard, event.at)
 

@@ -82,10 +82,17 @@ def note(
     data: dict[str, Any] | None = None,
 ) -> HazardEntry:
     """An entry on the hazard's timeline, in the caller's transaction."""
-    assert hazard.id is not None
-    entry = HazardEntry(hazard_id=hazard.id, at=at, kind=kind, actor=actor, message=message[:1000], data=data)
+    entry = HazardEntry(**entry_row(hazard, at=at, kind=kind, actor=actor, message=message, data=data))
     session.add(entry)
     return entry
+
+
+def entry_row(
+    hazard: Hazard, *, at: datetime, kind: str, actor: str, message: str, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A timeline entry's column values (for a batch that writes rows, see app.escalation.paging.Pager.later)."""
+    assert hazard.id is not None
+    return {"hazard_id": hazard.id, "at": at, "kind": kind, "actor": actor, "message": message[:1000], "data": data}
 
 
 def snapshot(hazard: Hazard) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
+from app.db import insert_many
 from app.escalation.paging import Page, Pager
 from app.incidents.models import Incident, TimelineEntry
 
@@ -108,4 +108,4 @@ class Batch:
             if page.sent:
                 entries.append(record(page.sent))
         if entries:
-            self.session.execute(insert(TimelineEntry.__table__), entries)  # type: ignore[attr-defined]
+            insert_many(self.session, TimelineEntry.__table__, entries)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app.clock import Clock
 from app.escalation import chase
 from app.escalation.models import Chase
+from app.escalation.paging import Pager
 from app.notices.models import Notice, NoticeReceipt, ReceiptState
 from app.org.models import Unit
 from app.rollcall import chase as rollcall_chase
@@ -32,7 +33,7 @@ def _ladder(chain: Sequence[Unit], role: str, _row: Chase) -> list[chase.Rung]:
     return [(unit, role), (unit, LEADER)]
 
 
-def _note(session: Session, row: Chase, event: chase.Event) -> None:
+def _note(session: Session, row: Chase, event: chase.Event, _pager: Pager | None) -> None:
     """The leader's window passed too (or nobody was there to page): the receipt is overdue; the issuer's duty
     officer is told by app.notices.jobs."""
     if row.kind not in (NOTICE.name, UPDATE.name) or event.kind not in ("exhausted", "all_vacant"):

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock
 from app.escalation import chase
 from app.escalation.models import Chase
+from app.escalation.paging import Pager
 from app.notify import outbox
 from app.notify.models import OutboxMessage
 from app.org.models import Person, Unit
@@ -30,7 +31,7 @@ def _ladder(chain: Sequence[Unit], role: str, _chase: Chase) -> list[chase.Rung]
     return [(unit, role), (unit, LEADER)] if role == DUTY_OFFICER else [(unit, role)]
 
 
-def _note(session: Session, row: Chase, event: chase.Event) -> None:
+def _note(session: Session, row: Chase, event: chase.Event, _pager: Pager | None) -> None:
     """Past the post's own rung (its leader paged, or nobody left to page) an entry still pending is missed."""
     past_post = (event.kind == "page" and int(event.data.get("rung", 0)) >= 1) or event.kind in (
         "exhausted", "all_vacant",
