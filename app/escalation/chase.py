@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from app import labels
@@ -87,6 +88,9 @@ from app.roster import service as roster_service
 log = logging.getLogger("dutyline.chase")
 
 SUBJECT = "chase"  # outbox subject of a chase's pages: "chase:<id>"
+# Open chases, written out rather than bound so that PostgreSQL's plans match the partial index ix_chase_open_due
+# (a prepared statement's generic plan cannot know a bound value).
+OPEN = text("chase.status = 'open'")
 
 DUTY_OFFICER = "duty_officer"
 LEADER = "leader"
@@ -376,7 +380,7 @@ def steps(session: Session, *, clock: Clock, pager: Pager, limit: int) -> StepRe
     now = clock.now()
     query = (
         select(Chase)
-        .where(Chase.status == ChaseStatus.open.value, col(Chase.next_step_at) <= now)
+        .where(OPEN, col(Chase.next_step_at) <= now)
         .order_by(col(Chase.next_step_at))
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -20,7 +20,7 @@ from app.clock import Clock
 from app.db import transaction
 from app.escalation import chase, steps
 from app.escalation.chase import DUTY_OFFICER
-from app.escalation.models import Chase, ChaseStatus
+from app.escalation.models import Chase
 from app.escalation.paging import Pager
 from app.incidents import timeline
 from app.incidents.models import OPEN_STATUSES, Heartbeat, Incident, IncidentTier, TimelineEntry
@@ -230,7 +230,7 @@ def next_due(session: Session) -> datetime | None:
     """The earliest timer waiting: a tier's step or notice, or an open chase."""
     tiers = session.exec(select(func.min(IncidentTier.next_step_at))).one()
     notices = session.exec(select(func.min(IncidentTier.notice_at))).one()
-    chases = session.exec(select(func.min(Chase.next_step_at)).where(Chase.status == ChaseStatus.open.value)).one()
+    chases = session.exec(select(func.min(Chase.next_step_at)).where(chase.OPEN)).one()
     return min((t for t in (tiers, notices, chases) if t is not None), default=None)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime
@@ -25,7 +25,17 @@ class Chase(SQLModel, table=True):
     """A post (unit + duty role) owes an answer about a thing (`kind` + `subject`); `next_step_at` is its timer."""
 
     __tablename__ = "chase"
-    __table_args__ = (UniqueConstraint("kind", "subject"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "subject"),
+        # The tick's claim (open chases in timer order, the first 200) walks this and stops; an index of every
+        # timer had PostgreSQL read and sort all the day's due chases first (15,000 in the hazard bench).
+        Index(
+            "ix_chase_open_due",
+            "next_step_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=24)
@@ -36,7 +46,7 @@ class Chase(SQLModel, table=True):
     step: int = -1
     # Seconds each rung waits for the answer before the next one; null: a one-shot alert.
     window_seconds: int | None = None
-    next_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    next_step_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default=ChaseStatus.open, max_length=16)
     # How many people this chase paged so far (0 when the whole ladder was vacant).
     paged: int = 0
