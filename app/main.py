@@ -218,10 +218,12 @@ def create_app(
         )
         if scheduler is not None:
             scheduler.start()
-        # What is alive now (modules, routes, models, caches) lives as long as the process: out of the collector's
-        # reach, a full collection no longer walks it, which doubled one tick batch in five (bench_hazards' tail).
-        gc.collect()
-        gc.freeze()
+        if own_engine:
+            # A server process (tests pass their own engine and start many apps in one process): what is alive
+            # now (modules, routes, models, caches) lives as long as the process. Out of the collector's reach, a
+            # full collection no longer walks it, which doubled one tick batch in five (bench_hazards' tail).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
