@@ -47,7 +47,7 @@ Usage
         dedup_prefix="rc",                # outbox dedup keys start with it
         templates=chase.Templates(post="rollcall_ask", leader="rollcall_leader", above="rollcall_above"),
         answered=None,                    # or a bulk check: (session, chases) -> set of chase ids answered
-        note=None,                        # or (session, chase, event) -> None, to write your own timeline
+        note=None,                        # or (session, chase, event, pager) -> None: your own timeline
     ))
 
     # In the service that creates the entry, in its transaction (the tick pages, at once):
