@@ -56,6 +56,10 @@ class Pager:
         the rows kept for `later` (those callbacks' included)."""
         pages = self._write_pages()
         later, self._later = self._later, {}
+        if later:
+            # The caller's own pending objects (a timeline entry made before the batch's) go in first, so that
+            # entries keep the order they were made in.
+            self.session.flush()
         for table, rows in later.items():
             insert_many(self.session, table, rows)
         return pages

@@ -115,7 +115,7 @@ def _note(session: Session, chase: Chase, event: chase_service.Event, pager: Pag
             session, hazard, at=event.at, kind=kind, actor=ACTOR, message=f"{label}:{event.message}", data=data
         )
     if chase.kind == REMINDER_KIND and event.kind in ("page", "all_vacant"):
-        _text_responsible(session, chase, hazard, event.at)
+        _text_responsible(session, chase, hazard, event.at, pager)
 
 
 class _At:
@@ -128,7 +128,7 @@ class _At:
         return self.at
 
 
-def _text_responsible(session: Session, chase: Chase, hazard: Hazard, at: datetime) -> None:
+def _text_responsible(session: Session, chase: Chase, hazard: Hazard, at: datetime, pager: Pager | None) -> None:
     row = outbox.message(
         clock=_At(at),
         channel="sms",
@@ -139,8 +139,13 @@ def _text_responsible(session: Session, chase: Chase, hazard: Hazard, at: dateti
     )
     if outbox.enqueue(session, row) is not None:
         message = f"到期提醒:通知责任人{hazard.responsible_person}"
-        hazard_service.note(session, hazard, at=at, kind="reminder", actor=ACTOR, message=message,
-                            data={"to": "responsible"})  # fmt: skip
+        if pager is not None:  # after the step's own entry, which waits in the batch too
+            entry = hazard_service.entry_row(hazard, at=at, kind="reminder", actor=ACTOR, message=message,
+                                             data={"to": "responsible"})  # fmt: skip
+            pager.later(HazardEntry.__table__, entry)  # type: ignore[attr-defined]
+        else:
+            hazard_service.note(session, hazard, at=at, kind="reminder", actor=ACTOR, message=message,
+                                data={"to": "responsible"})  # fmt: skip
 
 
 REMINDER_KIND = "hazard_reminder"

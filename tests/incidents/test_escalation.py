@@ -190,7 +190,9 @@ def test_report_deadline_missed_pages_the_tier_above_and_says_late(
     clock.advance(minutes=61)  # level III: the district's first report is due within 60 minutes
     tick(engine, clock)
     detail = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
-    assert any(e["kind"] == "late" for e in detail["timeline"])
+    # 迟报 first, then the page it caused (written with the tick batch's rows, after the entry made before it).
+    assert [e["kind"] for e in detail["timeline"]][-2:] == ["late", "page"]
+    assert "市" in detail["timeline"][-1]["message"]
     overdue = [m for m in pages(session, inc["id"]) if m.template == "report_overdue"]
     assert [m.person_id for m in overdue] == [staff("city", "duty_officer").id]
     tick(engine, clock)  # a second tick does not page again
