@@ -234,7 +234,9 @@ class Profiler:
             stack, _, count = line.rpartition(" ")
             n = int(count)
             frames = [f for f in stack.split(";") if f]
-            if not frames or any(idle in stack for idle in IDLE_FRAMES):
+            # Idle is where a thread waits (its leaf frame), not any stack under a pool worker: the sending threads
+            # run under one, and leaving those out hid the provider calls.
+            if not frames or any(idle in frames[-1] for idle in IDLE_FRAMES):
                 continue
             total += n
             leaf = frames[-1]

@@ -37,19 +37,6 @@ def row(
             "message": message[:1000], "data": data}  # fmt: skip
 
 
-def entry(
-    incident: Incident,
-    *,
-    at: datetime,
-    kind: str,
-    message: str,
-    actor: str = SYSTEM,
-    tier: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> TimelineEntry:
-    return TimelineEntry(**row(incident, at=at, kind=kind, message=message, actor=actor, tier=tier, data=data))
-
-
 def note(
     session: Session,
     incident: Incident,
@@ -62,9 +49,9 @@ def note(
     data: dict[str, Any] | None = None,
 ) -> TimelineEntry:
     """Add an entry to the incident's timeline, in the caller's transaction."""
-    row = entry(incident, at=at, kind=kind, message=message, actor=actor, tier=tier, data=data)
-    session.add(row)
-    return row
+    entry = TimelineEntry(**row(incident, at=at, kind=kind, message=message, actor=actor, tier=tier, data=data))
+    session.add(entry)
+    return entry
 
 
 class Batch:

@@ -76,21 +76,9 @@ def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
 
 
-def sms_today(session: Session, *, phone: str, now: datetime, zone: ZoneInfo) -> int:
-    """SMS to a number since local midnight (those that failed before ever leaving excluded)."""
-    never_left = and_(col(OutboxMessage.status) == Status.failed, col(OutboxMessage.sent_at).is_(None))
-    query = select(func.count()).where(
-        col(OutboxMessage.channel) == Channel.sms,
-        col(OutboxMessage.recipient) == phone,
-        col(OutboxMessage.created_at) >= local_midnight(now, zone),
-        not_(never_left),
-    )
-    with session.no_autoflush:
-        return int(session.exec(query).one())
-
-
 def preload(session: Session, *, phones: set[str], now: datetime, zone: ZoneInfo) -> None:
-    """Count today's SMS of many numbers in one query (a tick's batch pages hundreds of people), for `plan`."""
+    """Count today's SMS (since local midnight; those that failed before ever leaving excluded) of the numbers not
+    counted yet in this transaction, in one query: a tick's batch pages hundreds of people."""
     counts: dict[tuple[str, str], int] = session.info.setdefault(_COUNTS, {})
     day = now.astimezone(zone).date().isoformat()
     wanted = sorted(p for p in phones if (p, day) not in counts)
@@ -117,8 +105,7 @@ def plan(session: Session, *, phone: str, now: datetime, zone: ZoneInfo, needs_a
     """How a page to `phone` goes, and counts its SMS (if any) against today's budget."""
     counts: dict[tuple[str, str], int] = session.info.setdefault(_COUNTS, {})
     day = (phone, now.astimezone(zone).date().isoformat())
-    if day not in counts:
-        counts[day] = sms_today(session, phone=phone, now=now, zone=zone)
+    preload(session, phones={phone}, now=now, zone=zone)  # a no-op when the batch counted it already
     used, budget = counts[day], _daily
     if used < budget - 1:
         kind: Kind = "sms"
