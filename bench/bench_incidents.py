@@ -67,6 +67,8 @@ INTAKE_N = int(os.environ.get("BENCH_INTAKE_N", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 OPEN_N = int(os.environ.get("BENCH_OPEN_N", "10000"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))  # processes of the app (one per core), clients split evenly
+# "1": the tick and the dispatcher in a process of their own, the replicas only take requests.
+WORKER = os.environ.get("BENCH_WORKER", "") not in ("", "0")
 TICK = float(os.environ.get("BENCH_TICK", "1.0"))
 LATENESS_SECONDS = float(os.environ.get("BENCH_LATENESS_SECONDS", "30"))
 STEADY_SHARE = float(os.environ.get("BENCH_STEADY_SHARE", "0.125"))  # of the bare burst rate (1/8)
@@ -174,15 +176,21 @@ def aware(v: object) -> datetime:
 
 def first_sms(engine: Engine, ids: set[int]) -> dict[int, tuple[str, datetime, datetime]]:
     """For each incident: its level, when it was created and when its first SMS was accepted by the provider."""
+    return {i: (sev, created, sent) for i, (sev, created, _, sent) in pages(engine, ids).items()}
+
+
+def pages(engine: Engine, ids: set[int]) -> dict[int, tuple[str, datetime, datetime, datetime]]:
+    """For each incident: its level, when it was created, when the tick wrote its first SMS page to the outbox and
+    when the provider accepted its first SMS."""
     with Session(engine) as s:
         rows = s.execute(
             text(
-                "SELECT i.id, i.severity, i.created_at, MIN(m.sent_at) FROM incident i JOIN outbox_message m"
-                " ON m.incident_id = i.id AND m.channel = 'sms' WHERE m.sent_at IS NOT NULL"
+                "SELECT i.id, i.severity, i.created_at, MIN(m.created_at), MIN(m.sent_at) FROM incident i"
+                " JOIN outbox_message m ON m.incident_id = i.id AND m.channel = 'sms' WHERE m.sent_at IS NOT NULL"
                 " GROUP BY i.id, i.severity, i.created_at"
             )
         ).all()
-    return {i: (sev, aware(created), aware(sent)) for i, sev, created, sent in rows if i in ids}
+    return {i: (sev, aware(c), aware(w), aware(sent)) for i, sev, c, w, sent in rows if i in ids}
 
 
 def backlog(engine: Engine) -> int:
@@ -218,6 +226,7 @@ class Profiler:
                 "--output",
                 str(out),
                 "--nonblocking",
+                "--gil",  # only the thread holding the GIL: where the process's Python CPU goes, not its waits
             ]
             self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -282,11 +291,19 @@ def area_of(frame: str) -> str:
 
 
 def start_app(env: dict[str, str]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """The replicas that take the requests; with BENCH_WORKER also one process that runs only the tick and the
+    dispatcher (the replicas then run neither, and hear of due steps by NOTIFY). The worker is listed last."""
     ports = [free_port() for _ in range(REPLICAS)]
+    api = env | ({"DUTYLINE_SCHEDULER": "false", "DUTYLINE_DISPATCHER": "false"} if WORKER else {})
     servers = [
-        serve(["app.main:create_app", "--factory"], env | {"PUBLIC_BASE_URL": f"http://127.0.0.1:{p}"}, p)
+        serve(["app.main:create_app", "--factory"], api | {"PUBLIC_BASE_URL": f"http://127.0.0.1:{p}"}, p)
         for p in ports
     ]
+    if WORKER:
+        port = free_port()
+        servers.append(
+            serve(["app.main:create_app", "--factory"], env | {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}, port)
+        )
     return servers, [f"http://127.0.0.1:{p}/api/v1/incidents" for p in ports]
 
 
@@ -357,7 +374,9 @@ def intake(url: str, streets: list[str], key: str) -> None:
         # Steady: an open-loop offered load of STEADY_SHARE of the bare burst rate, for STEADY_SECONDS.
         time.sleep(2)
         seen: list[int] = []
-        profile = Profiler(pids[0], STEADY_SECONDS, Path(tempfile.mkdtemp()) / "steady.raw")
+        profiled = {"one replica": pids[0]} | ({"the worker (tick and dispatcher)": pids[-1]} if WORKER else {})
+        profiles = {what: Profiler(pid, STEADY_SECONDS, Path(tempfile.mkdtemp()) / "steady.raw")
+                    for what, pid in profiled.items()}  # fmt: skip
         c1 = cpu_seconds(pids)
         s_la = load_average()
         s_lat, s_fail, s_answered = open_loop(
@@ -365,8 +384,9 @@ def intake(url: str, streets: list[str], key: str) -> None:
         )
         s_cpu = (cpu_seconds(pids) - c1) / max(1, len(steady_bodies))
         time.sleep(3)
-        steady_sms = first_sms(engine, set(s_answered))
-        profile_lines = profile.summary()
+        steady_pages = pages(engine, set(s_answered))
+        steady_sms = {i: (sev, c, sent) for i, (sev, c, _, sent) in steady_pages.items()}
+        profile_lines = {what: profile.summary() for what, profile in profiles.items()}
     finally:
         stop([*servers, sim])
     engine.dispose()
@@ -417,13 +437,21 @@ def intake(url: str, streets: list[str], key: str) -> None:
         f"  201 -> first SMS accepted by the provider ({len(s_sms)}): p50 {pct(s_sms, 0.5) * 1000:.0f} ms,"
         f" p99 {pct(s_sms, 0.99) * 1000:.0f} ms, max {max(s_sms, default=0) * 1000:.0f} ms   target p99 < 500 ms"
     )
+    tick_lag = [(written - created).total_seconds() for _, created, written, _ in steady_pages.values()]
+    outbox_lag = [(sent - written).total_seconds() for _, _, written, sent in steady_pages.values()]
+    print(
+        f"    where it waits: intake commit -> page written by the tick p50 {pct(tick_lag, 0.5) * 1000:.0f} ms,"
+        f" p99 {pct(tick_lag, 0.99) * 1000:.0f} ms; page written -> accepted by the provider"
+        f" p50 {pct(outbox_lag, 0.5) * 1000:.0f} ms, p99 {pct(outbox_lag, 0.99) * 1000:.0f} ms"
+    )
     print(
         f"  server CPU per incident {s_cpu * 1000:6.2f} ms   baseline (bare burst) {b_cpu * 1000:6.2f} ms per request"
     )
     print(f"  backlog (due tier rows not yet paged) each second: {' '.join(str(n) for n in seen)}")
-    print("  profile of one replica during the steady run (py-spy):")
-    for line in profile_lines:
-        print("   ", line)
+    for what, lines in profile_lines.items():
+        print(f"  profile of {what} during the steady run (py-spy):")
+        for line in lines:
+            print("   ", line)
     if failures or b_fail or s_fail:
         print("  first failures:", (failures or b_fail or s_fail)[:3])
 
