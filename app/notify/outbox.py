@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, String, and_, bindparam, event, func, or_, update
+from sqlalchemy import Row, Select, String, and_, bindparam, event, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
@@ -139,11 +139,14 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     return written
 
 
-def mark_answered(session: Session, *, clock: Clock, subject: str, via: str) -> None:
-    """Every page about `subject` counts as answered, so the next plain "1" from the phone goes to another page."""
+def mark_answered(session: Session, *, clock: Clock, subject: str | Select[Any], via: str) -> None:
+    """Every page about `subject` (or about any subject the given query selects) counts as answered, so the next
+    plain "1" from the phone goes to another page."""
+    column = col(OutboxMessage.subject)
+    about = column == subject if isinstance(subject, str) else column.in_(subject)
     session.execute(
         update(OutboxMessage)
-        .where(col(OutboxMessage.subject) == subject, col(OutboxMessage.acknowledged_at).is_(None))
+        .where(about, col(OutboxMessage.acknowledged_at).is_(None))
         .values(acknowledged_at=clock.now(), acknowledged_via=via)
         .execution_options(synchronize_session=False)
     )

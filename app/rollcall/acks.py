@@ -17,13 +17,14 @@ from app.rollcall.models import RollCall, RollCallEntry
 
 def answer_page(session: Session, *, clock: Clock, phone: str, page: OutboxMessage, via: str) -> inbound.AckOutcome:
     row = rollcall_chase.of_page(session, page)
-    entry = session.get(RollCallEntry, int(row.subject)) if row is not None else None
+    # Locked now: recording the answer needs the lock, and taking it here spares reading the entry twice.
+    entry = session.get(RollCallEntry, int(row.subject), with_for_update=True) if row is not None else None
     rc = session.get(RollCall, entry.roll_call_id) if entry is not None else None
     person = session.get(Person, page.person_id) if page.person_id is not None else None
     if row is None or entry is None or rc is None or person is None or person.phone != phone:
         return inbound.AckOutcome.said(False, "ack_nothing_pending", {})
     if entry.person_id == person.id:
-        rollcall_service.record_answer(session, clock=clock, rc=rc, entry=entry, person=person, via=via)
+        rollcall_service.record_answer(session, clock=clock, rc=rc, entry=entry, person=person, via=via, locked=True)
         return inbound.AckOutcome.said(True, "rollcall_answered", {"code": rc.code})
     # Not the post's holder (its leader, told it missed): acknowledged, the post stays as it is.
     chase.answer(session, clock=clock, kind=rollcall_chase.ROLLCALL, subject=row.subject, by=f"person:{person.id}")

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import String, cast, literal
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from app.clock import Clock
 from app.escalation import chase
@@ -115,7 +117,9 @@ def of_page(session: Session, page: OutboxMessage) -> Chase | None:
 def mark_pages_answered(
     session: Session, *, clock: Clock, kinds: Sequence[chase.Kind], subjects: Sequence[str], via: str
 ) -> None:
-    """The pages of these chases count as answered, so a plain "1" from the phone goes to another page."""
-    query = select(Chase.id).where(col(Chase.kind).in_([k.name for k in kinds]), col(Chase.subject).in_(subjects))
-    for chase_id in session.exec(query).all():
-        outbox.mark_answered(session, clock=clock, subject=f"{chase.SUBJECT}:{chase_id}", via=via)
+    """The pages of these chases count as answered, so a plain "1" from the phone goes to another page (one UPDATE:
+    their pages' subjects are "chase:<id>")."""
+    pages = sa_select(literal(f"{chase.SUBJECT}:", String) + cast(col(Chase.id), String)).where(
+        col(Chase.kind).in_([k.name for k in kinds]), col(Chase.subject).in_(subjects)
+    )
+    outbox.mark_answered(session, clock=clock, subject=pages, via=via)

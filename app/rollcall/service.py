@@ -203,11 +203,19 @@ def _holds(session: Session, *, clock: Clock, entry: RollCallEntry, person: Pers
 
 
 def record_answer(
-    session: Session, *, clock: Clock, rc: RollCall, entry: RollCallEntry, person: Person, via: str
+    session: Session,
+    *,
+    clock: Clock,
+    rc: RollCall,
+    entry: RollCallEntry,
+    person: Person,
+    via: str,
+    locked: bool = False,
 ) -> RollCallEntry:
     """Mark an entry answered (idempotent: a second answer changes nothing). A late answer after `missed` is kept
-    as missed, with the time it came."""
-    entry = session.exec(select(RollCallEntry).where(RollCallEntry.id == entry.id).with_for_update()).one()
+    as missed, with the time it came. `locked`: the caller read the entry FOR UPDATE in this transaction."""
+    if not locked:
+        entry = session.exec(select(RollCallEntry).where(RollCallEntry.id == entry.id).with_for_update()).one()
     if entry.answered_at is not None or entry.state == EntryState.vacant:
         return entry
     now = clock.now()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import httpx
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Engine, event
+from sqlmodel import Session, select
 
 from app.clock import ManualClock
+from app.db import transaction
 from app.escalation import jobs
+from app.notify import inbound
+from app.rollcall.models import RollCallEntry
 from tests.duty import staff
 from tests.notify.conftest import Phone, Service
 
@@ -61,3 +65,57 @@ def test_a_street_signs_a_notice_by_sms(
     receipt = detail["receipts"][0]
     assert receipt["state"] == "signed" and receipt["signed_via"] == "sms"
     assert receipt["signed_by"]["id"] == posts(STREET).id
+
+
+# The statements one SMS answer to a roll-call takes in our process (718 answers at once must be recorded within 10 s,
+# issue 15): the page, its chase, the entry (locked once), the roll-call, the person, the unit, and the writes.
+ANSWER_STATEMENTS = 12
+
+
+def test_an_answer_by_sms_takes_a_fixed_small_number_of_statements(
+    service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone], engine: Engine
+) -> None:
+    posts = staff(session, clock, [DISTRICT, STREET, OTHER], roles=("duty_officer",), login={DISTRICT})
+    with httpx.Client(base_url=service.url) as http:
+        token = http.post(
+            "/api/v1/auth/token", data={"username": f"duty_officer.{DISTRICT}", "password": "Correct-horse-9"}
+        ).json()["access_token"]
+        rc = http.post(
+            "/api/v1/roll-calls", json={"roles": ["duty_officer"]}, headers={"Authorization": f"Bearer {token}"}
+        ).json()
+    jobs.run_tick(engine, clock=clock)
+    phone(posts(STREET).phone).expect_sms("【查岗】", rc["code"])
+    phone(posts(OTHER).phone).expect_sms("【查岗】", rc["code"])
+    session.commit()
+    seen: list[str] = []
+
+    here = threading.get_ident()
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if threading.get_ident() == here:  # not the live service's threads (a delivery receipt may come meanwhile)
+            seen.append(statement)
+
+    # In this thread, through the app's own acknowledger: only this answer's statements are counted.
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with transaction(engine) as answering:  # the unit of work the webhook's request uses
+            outcome, text = inbound.handle_sms(
+                answering,
+                clock=clock,
+                acknowledger=service.app.state.acknowledger,
+                phone=posts(STREET).phone,
+                body=f"1 {rc['code']}",
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert outcome is not None and outcome.ok and rc["code"] in text
+    writes = [s.split()[0] for s in seen if s.split()[0] in ("INSERT", "UPDATE")]
+    assert sorted(writes) == ["INSERT", "INSERT", "UPDATE", "UPDATE", "UPDATE"], seen
+    assert len([s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]) <= ANSWER_STATEMENTS, seen
+    with Session(engine) as check:
+        mine = check.exec(
+            select(RollCallEntry).where(
+                RollCallEntry.roll_call_id == rc["id"], RollCallEntry.unit_id == posts(STREET).unit_id
+            )
+        ).one()
+    assert (mine.state, mine.channel) == ("answered", "sms")
