@@ -39,17 +39,26 @@ def test_the_messages_use_the_same_labels() -> None:
     assert Severity.III.label == labels.SEVERITIES["III"]
 
 
+def _code(key: ast.expr | None) -> object:
+    """A dict key as the code it stands for: "first", or an enum member (`ReportKind.first` → "first")."""
+    if isinstance(key, ast.Constant):
+        return key.value
+    if isinstance(key, ast.Attribute):
+        return key.attr
+    return None
+
+
 def _chinese_code_dicts(path: Path) -> list[int]:
-    """Line numbers of dict literals mapping several lower-case codes to short Chinese names (a copy of a label set;
-    flash messages and message templates are sentences, not names)."""
+    """Line numbers of dict literals mapping several lower-case codes (strings or enum members) to short Chinese
+    names (a copy of a label set; flash messages and message templates are sentences, not names)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if not isinstance(node, ast.Dict) or len(node.keys) < 3:
             continue
         pairs = [
-            (k.value, v.value)
+            (_code(k), v.value)
             for k, v in zip(node.keys, node.values, strict=True)
-            if isinstance(k, ast.Constant) and isinstance(v, ast.Constant) and isinstance(v.value, str)
+            if isinstance(v, ast.Constant) and isinstance(v.value, str)
         ]
         coded = [
             k

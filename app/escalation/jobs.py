@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, tuple_
 from sqlmodel import Session, col, func, or_, select
 
-from app import audit
+from app import audit, labels
 from app.auth.principal import Principal
 from app.clock import Clock
 from app.db import transaction
@@ -161,7 +161,7 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = BATCH) -> in
             at=now,
             kind="late",
             tier=inc.lead_tier,
-            message=f"{lead_unit.name}{'首报' if kind == 'first' else '续报'}逾期(迟报)",
+            message=f"{lead_unit.name}{labels.REPORT_KINDS[kind]}逾期(迟报)",
             data={"due_at": due.isoformat(), "report": kind},
         )
         chase.alert(

@@ -356,7 +356,7 @@ def add_report(
         late=late,
     )
     session.add(entry)
-    label = {ReportKind.first: "首报", ReportKind.follow_up: "续报", ReportKind.final: "终报"}[data.kind]
+    label = labels.REPORT_KINDS[data.kind]
     timeline.note(
         session,
         inc,
