@@ -279,7 +279,8 @@ def answer(session: Session, *, clock: Clock, kind: Kind, subject: str, by: str)
     if chase is None or chase.status != ChaseStatus.open:
         return False
     _stop(session, chase, status=ChaseStatus.answered, at=clock.now(), by=by)
-    _event(session, kind, chase, Event("answered", clock.now(), f"{by}已答复", {"by": by}))
+    # The message is stored as written: it names who answered as a person reads them; `by` stays in the data.
+    _event(session, kind, chase, Event("answered", clock.now(), f"{labels.actor(session, by)}已答复", {"by": by}))
     return True
 
 
@@ -301,12 +302,9 @@ def _answer(session: Session, *, clock: Clock, chase_id: int, person_id: int | N
         return False
     by = f"person:{person_id}" if person_id is not None else via
     _stop(session, chase, status=ChaseStatus.answered, at=clock.now(), by=by)
-    _event(
-        session,
-        kind,
-        chase,
-        Event("answered", clock.now(), f"{by}已答复({labels.label('channels', via)})", {"by": by, "via": via}),
-    )
+    who = labels.actor(session, by) if person_id is not None else ""
+    message = f"{who}已答复({labels.label('channels', via)})"
+    _event(session, kind, chase, Event("answered", clock.now(), message, {"by": by, "via": via}))
     if kind is not None and kind.on_answer is not None:
         kind.on_answer(session, chase, by)
     return True

@@ -193,13 +193,14 @@ def set_severity(
     inc.manual_severity = severity
     inc.severity = severity
     inc.updated_at = now
+    who = labels.actor(session, actor.actor)
     timeline.note(
         session,
         inc,
         at=now,
         kind="regraded",
         actor=actor.actor,
-        message=f"{actor.actor}将等级由{labels.level(old)}调整为{labels.level(severity)}:{reason}",
+        message=f"{who}将等级由{labels.level(old)}调整为{labels.level(severity)}:{reason}",
         data={"from": old, "to": severity, "reason": reason, "manual": True},
     )
     ctx = incident_service.context(session, clock, inc)

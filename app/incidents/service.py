@@ -151,7 +151,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         at=now,
         kind="reported",
         actor=actor.actor,
-        message=f"{actor.actor}报告:{inc.title}({labels.level(severity)})",
+        message=f"{labels.actor(session, actor.actor)}报告:{inc.title}({labels.level(severity)})",
         data={
             "severity": severity,
             "reported_severity": reported,
@@ -237,13 +237,14 @@ def _update_from_repeat(
         return inc
     now = clock.now()
     inc.updated_at = now
+    fields = "、".join(dict.fromkeys(labels.field(k) for k in changed))
     timeline.note(
         session,
         inc,
         at=now,
         kind="updated",
         actor=actor.actor,
-        message=f"{actor.actor}更新:{'、'.join(dict.fromkeys(labels.field(k) for k in changed))}",
+        message=f"{labels.actor(session, actor.actor)}更新:{fields}",
         data={"changes": changed},
     )
     ctx = context(session, clock, inc)

@@ -20,7 +20,7 @@ from app.incidents import acks
 from app.notify import inbound, outbox, templates
 from app.notify.models import OutboxMessage
 from app.org import units
-from app.org.models import Unit
+from app.org.models import Person, Unit
 from tests.factories import make_person
 from tests.incidents.helpers import Staff, staff_chain
 
@@ -141,6 +141,21 @@ def test_an_answer_stops_the_chase_pushed_or_pulled(
     assert len(sent(session)) == 2 and who(session, staff) == [("street", "duty_officer")] * 2
     statuses = {c.subject: (c.status, c.answered_by) for c in rows(session)}
     assert statuses == {"pushed": ("answered", "person:1"), "pulled": ("answered", "kind:test_rollcall")}
+
+
+def test_an_answer_is_recorded_with_the_name_of_who_answered(
+    session: Session, clock: ManualClock, engine: Engine, kind: chase.Kind
+) -> None:
+    staff = staff_chain(session, clock)
+    officer = staff("street", "duty_officer")
+    start(engine, clock, kind)
+    jobs.run_tick(engine, clock=clock)
+    with transaction(engine) as s:
+        assert chase.answer(s, clock=clock, kind=kind, subject="1", by=f"person:{officer.id}") is True
+    session.commit()
+    answered = session.exec(select(ChaseEvent).where(ChaseEvent.kind == "answered")).one()
+    assert answered.message == f"右安门街道 {officer.name}已答复"
+    assert answered.data == {"by": f"person:{officer.id}"}
 
 
 def test_a_vacant_post_falls_through_at_once_and_is_recorded(
@@ -280,6 +295,10 @@ def test_a_reply_1_with_the_code_to_a_chase_page_answers_that_chase(
         outcome = inbound.handle_sms(s, clock=clock, acknowledger=routed, phone=page.recipient, body="1 rc12")
     assert outcome[0] is not None and outcome[0].ok
     assert rows(session)[0].status == "answered" and answers == [("e7", f"person:{page.person_id}")]
+    answered = session.exec(select(ChaseEvent).where(ChaseEvent.kind == "answered")).one()
+    person = session.get(Person, page.person_id)
+    assert person is not None and answered.message == f"右安门街道 {person.name}已答复(短信)"
+    assert answered.data == {"by": f"person:{page.person_id}", "via": "sms"}
     clock.advance(minutes=5)
     jobs.run_tick(engine, clock=clock)
     assert len(sent(session)) == 1

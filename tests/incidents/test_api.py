@@ -8,6 +8,7 @@ from sqlmodel import Session, func, select
 
 from app.clock import ManualClock
 from app.incidents.models import Incident
+from app.org.models import Agency
 from tests.factories import signed_in
 from tests.incidents.helpers import fire, key_for, pages, signed_in_as, staff_chain, tick
 
@@ -114,6 +115,34 @@ def test_lifecycle_resolve_close_and_manual_severity(client: TestClient, session
         == 409
     )
     assert client.post(f"/api/v1/incidents/{inc['id']}/ack", headers=officer).status_code == 409
+
+
+def test_the_timeline_names_its_actors_as_a_duty_officer_reads_them(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    agency = session.exec(select(Agency).where(Agency.code == "119")).one()
+    agency.name = "市消防救援总队119指挥中心"
+    session.add(agency)
+    session.commit()
+    inc = client.post("/api/v1/incidents", json=fire(), headers=key).json()
+    again = {k: v for k, v in fire().items() if k != "casualties"} | {"casualties": {"deaths": 1}}
+    assert client.post("/api/v1/incidents", json=again, headers=key).status_code == 200
+    leader = staff("district", "leader")
+    r = client.post(
+        f"/api/v1/incidents/{inc['id']}/severity",
+        json={"severity": "III", "reason": "核实后升级"},
+        headers=signed_in_as(client, leader),
+    )
+    assert r.status_code == 200, r.text
+    entries = {e["kind"]: e for e in client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()["timeline"]}
+    assert entries["reported"]["message"].startswith("市消防救援总队119指挥中心报告")
+    assert entries["updated"]["message"].startswith("市消防救援总队119指挥中心更新")
+    assert entries["regraded"]["message"].startswith(f"丰台区 {leader.name}将等级由")
+    # The machine-readable actor is kept as it was.
+    assert entries["reported"]["actor"] == "agency:119"
+    assert entries["regraded"]["actor"] == f"person:{leader.id}:{leader.username}"
 
 
 def test_manual_escalation_needs_a_reason_and_pages_the_tier_above(
