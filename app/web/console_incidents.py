@@ -196,6 +196,13 @@ def _local_instant(value: str) -> datetime | str:
 
 # The timeline reads oldest first (a report as it unfolded) or newest first (what just happened), by the query string.
 OrderParam = Annotated[Literal["oldest", "newest"], Query()]
+# The page's forms carry the viewer's order in a hidden field, so that the redirect after a post keeps it.
+OrderField = Annotated[str, Form(max_length=8)]
+
+
+def _page(incident_id: Id, order: str) -> str:
+    """The incident's page in the order the viewer reads its timeline (oldest first unless they chose newest)."""
+    return f"/console/incidents/{incident_id}" + ("?order=newest" if order == "newest" else "")
 
 
 def _detail_context(
@@ -254,22 +261,23 @@ def _incident_refusal(
     *,
     form: str,
     values: dict[str, str],
+    order: str = "oldest",
 ) -> HTMLResponse:
     session.rollback()  # nothing of a refused act may be committed by the request's transaction
     if isinstance(exc, NotFound):
         return error_page(request, 404, exc)
     summary, fields = errors_of(exc)
-    ctx = _detail_context(session, clock, viewer, incident_id)
+    ctx = _detail_context(session, clock, viewer, incident_id, "newest" if order == "newest" else "oldest")
     ctx |= {"form": values, "form_error": {"form": form, "summary": summary, "fields": fields}}
     return render(request, "incident.html", ctx, viewer=viewer, status_code=status_of(exc))
 
 
-def _back(value: str, incident_id: Id) -> str:
+def _back(value: str, incident_id: Id, order: str) -> str:
     if value == "list":
         return "/console/incidents"
     if value == "board":
         return "/console/board"
-    return f"/console/incidents/{incident_id}"
+    return _page(incident_id, order)
 
 
 @router.post("/console/incidents/{incident_id}/ack")
@@ -281,12 +289,13 @@ def acknowledge(
     clock: ClockDep,
     viewer: ViewerDep,
     back: Annotated[str, Form(max_length=8)] = "",
+    order: OrderField = "",
 ) -> Response:
     try:
         lifecycle.acknowledge(session, clock=clock, actor=viewer.principal, incident_id=incident_id, via="console")
     except DomainError as exc:
-        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form="ack", values={})
-    return redirect(_back(back, incident_id), msg="acknowledged")
+        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form="ack", values={}, order=order)
+    return redirect(_back(back, incident_id, order), msg="acknowledged")
 
 
 @router.post("/console/incidents/{incident_id}/reports")
@@ -304,6 +313,7 @@ def add_report(
     trapped: Annotated[str, Form(max_length=12)] = "",
     missing: Annotated[str, Form(max_length=12)] = "",
     economic_loss_cny: Annotated[str, Form(max_length=24)] = "",
+    order: OrderField = "",
 ) -> Response:
     figures = {"deaths": deaths, "injuries": injuries, "trapped": trapped, "missing": missing}
     values = {"kind": kind, "text": text, **figures, "economic_loss_cny": economic_loss_cny}
@@ -319,8 +329,10 @@ def add_report(
         data = ReportCreate.model_validate(body)
         incident_service.add_report(session, clock=clock, actor=viewer.principal, incident_id=incident_id, data=data)
     except (DomainError, ValidationError) as exc:
-        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form="report", values=values)
-    return redirect(f"/console/incidents/{incident_id}", msg="reported")
+        return _incident_refusal(
+            request, session, clock, viewer, incident_id, exc, form="report", values=values, order=order
+        )
+    return redirect(_page(incident_id, order), msg="reported")
 
 
 def _lifecycle_post(
@@ -331,14 +343,17 @@ def _lifecycle_post(
     viewer: Viewer,
     incident_id: Id,
     reason: str,
+    order: str,
 ) -> Response:
     try:
         data = Reason.model_validate({"reason": reason.strip()})
         call = {"escalate": lifecycle.escalate, "resolve": lifecycle.resolve, "close": lifecycle.close}[act]
         call(session, clock=clock, actor=viewer.principal, incident_id=incident_id, reason=data.reason)
     except (DomainError, ValidationError) as exc:
-        return _incident_refusal(request, session, clock, viewer, incident_id, exc, form=act, values={"reason": reason})
-    return redirect(f"/console/incidents/{incident_id}", msg={"escalate": "escalated"}.get(act, act + "d"))
+        return _incident_refusal(
+            request, session, clock, viewer, incident_id, exc, form=act, values={"reason": reason}, order=order
+        )
+    return redirect(_page(incident_id, order), msg={"escalate": "escalated"}.get(act, act + "d"))
 
 
 @router.post("/console/incidents/{incident_id}/escalate")
@@ -350,8 +365,9 @@ def escalate(
     clock: ClockDep,
     viewer: ViewerDep,
     reason: Annotated[str, Form(max_length=1000)] = "",
+    order: OrderField = "",
 ) -> Response:
-    return _lifecycle_post("escalate", request, session, clock, viewer, incident_id, reason)
+    return _lifecycle_post("escalate", request, session, clock, viewer, incident_id, reason, order)
 
 
 @router.post("/console/incidents/{incident_id}/resolve")
@@ -363,8 +379,9 @@ def resolve(
     clock: ClockDep,
     viewer: ViewerDep,
     reason: Annotated[str, Form(max_length=1000)] = "",
+    order: OrderField = "",
 ) -> Response:
-    return _lifecycle_post("resolve", request, session, clock, viewer, incident_id, reason)
+    return _lifecycle_post("resolve", request, session, clock, viewer, incident_id, reason, order)
 
 
 @router.post("/console/incidents/{incident_id}/close")
@@ -376,8 +393,9 @@ def close(
     clock: ClockDep,
     viewer: ViewerDep,
     reason: Annotated[str, Form(max_length=1000)] = "",
+    order: OrderField = "",
 ) -> Response:
-    return _lifecycle_post("close", request, session, clock, viewer, incident_id, reason)
+    return _lifecycle_post("close", request, session, clock, viewer, incident_id, reason, order)
 
 
 # --- the simulator's inbox ----------------------------------------------------------------------------------------

@@ -117,6 +117,42 @@ def test_escalate_resolve_and_close_from_the_page(client: TestClient, session: S
     assert closed is not None and closed.status == "closed"
 
 
+def _hidden_fields(page: str, form: str) -> dict[str, str]:
+    """The hidden fields a browser would post with the form `form` (a CSS selector: "#report-form", "form.ack")."""
+    attr, value = ("id", form[1:]) if form.startswith("#") else ("class", form.split(".", 1)[1])
+    match = re.search(rf'<form [^>]*{attr}="[^"]*{value}[^"]*".*?</form>', page, re.DOTALL)
+    assert match, form
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', match.group(0)))
+
+
+def test_a_form_post_keeps_the_order_the_viewer_reads_the_timeline_in(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff = staff_chain(session, clock)
+    inc = _post_incident(client, session, clock)
+    console_sign_in(client, staff("street", "duty_officer").username or "")
+    url = f"/console/incidents/{inc['id']}"
+    page = client.get(url, params={"order": "newest"}).text
+    for form, act, data in (
+        ("form.ack", "ack", {}),
+        ("#report-form", "reports", {"kind": "first", "text": "明火已控制"}),
+        ("#escalate-form", "escalate", {"reason": "需要区里支援"}),
+    ):
+        r = client.post(f"{url}/{act}", data=_hidden_fields(page, form) | data, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert r.headers["location"].startswith(f"{url}?order=newest&msg="), form
+        page = client.get(r.headers["location"]).text
+        assert 'data-order="newest"' in page
+    # A refused post shows the page again in the same order.
+    r = client.post(f"{url}/resolve", data=_hidden_fields(page, "#resolve-form") | {"reason": ""})
+    assert r.status_code == 422 and 'data-order="newest"' in r.text
+    # Oldest first stays the plain address.
+    page = client.get(url).text
+    r = client.post(f"{url}/escalate", data=_hidden_fields(page, "#escalate-form") | {"reason": "再次上报"},
+                    follow_redirects=False)  # fmt: skip
+    assert r.headers["location"].startswith(f"{url}?msg=")
+
+
 def test_intake_form_validates_like_the_api(client: TestClient, session: Session, clock: ManualClock) -> None:
     staff = staff_chain(session, clock)
     csrf = console_sign_in(client, staff("district", "duty_officer").username or "")
