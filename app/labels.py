@@ -158,13 +158,13 @@ HAZARD_TIMELINE_KINDS: dict[str, str] = {
 }
 # Automatic actors by the part of the service that acted.
 SYSTEM_ACTORS: dict[str, str] = {
-    "system:escalation": "系统(自动升级)",
-    "system:chase": "系统(催办)",
-    "system:delivery": "系统(送达)",
-    "system:notify": "系统(通知)",
+    "system:escalation": "系统（自动升级）",
+    "system:chase": "系统（催办）",
+    "system:delivery": "系统（送达）",
+    "system:notify": "系统（通知）",
     "system": "系统",
-    "cli": "系统(命令行)",
-    "demo": "系统(演示数据)",
+    "cli": "系统（命令行）",
+    "demo": "系统（演示数据）",
 }
 
 # The field names of forms and request bodies, as a person reads them next to the field.
@@ -213,7 +213,7 @@ FIELDS: dict[str, str] = {
     "tiers": "层级",
     "tier": "层级",
     "units": "接收单位",
-    "minutes": "时限(分钟)",
+    "minutes": "时限（分钟）",
     "sign_within_seconds": "签收时限",
     "answer_within_seconds": "应答时限",
     "feedback_due_at": "反馈截止时间",
@@ -292,10 +292,10 @@ def label(group: str, code: object) -> str:
 
 
 def level(severity: object) -> str:
-    """A level said unambiguously, "较大(III级)": "III级医院" would read as a tertiary hospital (三级医院)."""
+    """A level said unambiguously, "较大（III级）": "III级医院" would read as a tertiary hospital (三级医院)."""
     code = str(severity)
     name = SEVERITIES.get(code)
-    return f"{name}({code}级)" if name else code
+    return f"{name}（{code}级）" if name else code
 
 
 def field(name: str) -> str:
@@ -320,7 +320,7 @@ def _parse(actor: str) -> tuple[str, str]:
 
 
 def actors(session: Session, values: Iterable[str | None]) -> dict[str, str]:
-    """Each actor string as a person reads it: "右安门街道 陈静", "119指挥中心", "系统(自动升级)".
+    """Each actor string as a person reads it: "右安门街道 陈静", "119指挥中心", "系统（自动升级）".
 
     One query for the people (with their units) and one for the agencies, whatever the number of values.
     """

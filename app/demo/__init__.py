@@ -36,14 +36,14 @@ AGENCIES = [
 # (username, name, unit, roles, phone)
 PEOPLE = [
     ("admin", "市应急值守管理员", "110000", ["admin"], "+8613800000000"),
-    ("city.duty", "王海(市值班员)", "110000", ["duty_officer"], "+8613800000001"),
-    ("city.leader", "李明(市带班领导)", "110000", ["leader"], "+8613800000002"),
+    ("city.duty", "王海（市值班员）", "110000", ["duty_officer"], "+8613800000001"),
+    ("city.leader", "李明（市带班领导）", "110000", ["leader"], "+8613800000002"),
     ("fengtai.admin", "丰台区值守管理员", "110106", ["unit_admin"], "+8613800000010"),
-    ("fengtai.duty", "张伟(丰台区值班员)", "110106", ["duty_officer"], "+8613800000011"),
-    ("fengtai.leader", "刘洋(丰台区带班领导)", "110106", ["leader"], "+8613800000012"),
+    ("fengtai.duty", "张伟（丰台区值班员）", "110106", ["duty_officer"], "+8613800000011"),
+    ("fengtai.leader", "刘洋（丰台区带班领导）", "110106", ["leader"], "+8613800000012"),
     ("chaoyang.admin", "朝阳区值守管理员", "110105", ["unit_admin"], "+8613800000020"),
-    ("street.duty", "陈静(右安门街道值班员)", "110106001", ["duty_officer"], "+8613800000101"),
-    ("street.leader", "赵强(右安门街道带班领导)", "110106001", ["leader"], "+8613800000102"),
+    ("street.duty", "陈静（右安门街道值班员）", "110106001", ["duty_officer"], "+8613800000101"),
+    ("street.leader", "赵强（右安门街道带班领导）", "110106001", ["leader"], "+8613800000102"),
 ]
 
 SCOPES = ["incidents:write", "incidents:read", "heartbeats:write", "webhooks:read", "webhooks:write"]

@@ -144,7 +144,7 @@ def _overrides(units: list[Unit], rotations: list[Rotation], now: datetime) -> l
                 person_id=rotation.participants[1],
                 starts_at=start,
                 ends_at=start + timedelta(hours=24),
-                reason="演示: 替班",
+                reason="演示：替班",
                 created_at=now,
             )
         )

@@ -303,7 +303,7 @@ def _answer(session: Session, *, clock: Clock, chase_id: int, person_id: int | N
     by = f"person:{person_id}" if person_id is not None else via
     _stop(session, chase, status=ChaseStatus.answered, at=clock.now(), by=by)
     who = labels.actor(session, by) if person_id is not None else ""
-    message = f"{who}已答复({labels.label('channels', via)})"
+    message = f"{who}已答复（{labels.label('channels', via)}）"
     _event(session, kind, chase, Event("answered", clock.now(), message, {"by": by, "via": via}))
     if kind is not None and kind.on_answer is not None:
         kind.on_answer(session, chase, by)
@@ -316,7 +316,7 @@ def cancel(session: Session, *, clock: Clock, kind: Kind, subject: str, reason: 
     if chase is None or chase.status != ChaseStatus.open:
         return False
     _stop(session, chase, status=ChaseStatus.cancelled, at=clock.now())
-    _event(session, kind, chase, Event("cancelled", clock.now(), f"已撤销:{reason}", {"reason": reason}))
+    _event(session, kind, chase, Event("cancelled", clock.now(), f"已撤销：{reason}", {"reason": reason}))
     return True
 
 
@@ -431,7 +431,7 @@ class Stepper:
         rungs = kind.ladder(chain, chase.role, chase) if kind is not None and kind.ladder else ladder(chain, chase.role)
         index, person, vacant = first_holder(rungs, posts, chase.step + 1)
         for unit, role in vacant:
-            self._event(kind, chase, "vacant", f"{unit.name}{ROLE_LABEL[role]}空岗,顺延", unit=unit.code, role=role)
+            self._event(kind, chase, "vacant", f"{unit.name}{ROLE_LABEL[role]}空岗，顺延", unit=unit.code, role=role)
         chase.step = index
         chase.updated_at = self.now
         self.session.add(chase)
@@ -442,7 +442,7 @@ class Stepper:
                 chase.status = ChaseStatus.all_vacant.value
             else:
                 chase.status = ChaseStatus.exhausted.value
-                self._event(kind, chase, "exhausted", "已通知至市级带班领导,仍未答复")
+                self._event(kind, chase, "exhausted", "已通知至市级带班领导，仍未答复")
             return
         unit, role = rungs[index]
         template = chase.post_template if index == 0 else chase.leader_template if unit.id == chase.unit_id else None
@@ -487,7 +487,7 @@ class Stepper:
             # A text that cannot be written (a parameter missing) must not fail the tick: that would roll back
             # every other step of the batch, an incident's pages included, and fail again at every tick.
             log.error("chase %s (%s): page to %s not written: %s", chase.id, chase.kind, name, exc)
-            self._event(kind, chase, "page_failed", f"通知{unit.name}{label}{name}的内容无法生成,未发送",
+            self._event(kind, chase, "page_failed", f"通知{unit.name}{label}{name}的内容无法生成，未发送",
                         person_id=person_id, role=role, rung=rung, template=template, error=str(exc)[:200])  # fmt: skip
             return
         if not shaped.rows:
@@ -496,7 +496,7 @@ class Stepper:
             return
 
         def sent(channels: list[str]) -> None:
-            self._event(kind, chase, "page", f"通知{unit.name}{label}{name}({paging.shown(channels)}){shaped.note}",
+            self._event(kind, chase, "page", f"通知{unit.name}{label}{name}（{paging.shown(channels)}）{shaped.note}",
                         person_id=person_id, role=role, rung=rung, template=template, channels=channels,
                         **shaped.data)  # fmt: skip
 
@@ -508,7 +508,7 @@ class Stepper:
         text = templates.render(chase.post_template, self._params(chase, post))
         params = {"unit": post.name, "role": chase.role, "text": text}
         template = kind.templates.all_vacant if kind else "post_all_vacant"
-        self._event(kind, chase, "all_vacant", f"{post.name}{ROLE_LABEL[chase.role]}至市级各岗位均空岗,已告知管理员"
+        self._event(kind, chase, "all_vacant", f"{post.name}{ROLE_LABEL[chase.role]}至市级各岗位均空岗，已告知管理员"
                     f"{'、'.join(p.name for p in admins) or '(无管理员)'}", admins=[p.id for p in admins])  # fmt: skip
         for admin in admins:
             self._page(kind, chase, admin, template, unit=post, role="admin", rung=-1, params=params, key="admins")

@@ -161,7 +161,7 @@ def overdue_reports(session: Session, *, clock: Clock, limit: int = BATCH) -> in
             at=now,
             kind="late",
             tier=inc.lead_tier,
-            message=f"{lead_unit.name}{labels.REPORT_KINDS[kind]}逾期(迟报)",
+            message=f"{lead_unit.name}{labels.REPORT_KINDS[kind]}逾期（迟报）",
             data={"due_at": due.isoformat(), "report": kind},
         )
         chase.alert(

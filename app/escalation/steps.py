@@ -280,7 +280,7 @@ def escalate_to(
         .with_for_update()
     ).one()
     why = manual_reason or _auto_reason(ctx, because)
-    ctx.note(kind="escalated", tier=tier, actor=actor, message=f"升级至{ctx.units[tier].name}:{why}",
+    ctx.note(kind="escalated", tier=tier, actor=actor, message=f"升级至{ctx.units[tier].name}：{why}",
              data={"from": because, "reason": why})  # fmt: skip
     if state.acknowledged_at is not None or (state.required and state.step >= 0):
         # Already acknowledged or already running its chain: tell its duty officer once about this tier.
@@ -341,7 +341,7 @@ def page(
     person = ctx.on_duty(state.tier, role)
     if person is None:
         if record_vacancy:
-            ctx.note(kind="vacant", tier=state.tier, message=f"{unit.name}{ROLE_LABEL[role]}空岗,顺延",
+            ctx.note(kind="vacant", tier=state.tier, message=f"{unit.name}{ROLE_LABEL[role]}空岗，顺延",
                      data={"role": role, "unit": unit.code, "step": state.step})  # fmt: skip
         return None
     _page_person(ctx, state, person, role=role, template=template, voice=voice, key=notice or str(state.step),
@@ -367,7 +367,7 @@ def _page_person(ctx: Context, state: IncidentTier, person: Person, *, role: str
 
     def record(sent: list[str]) -> dict[str, Any]:
         return timeline.row(inc, at=now, kind="page", tier=tier,
-                              message=f"通知{unit.name}{label}{person.name}({paging.shown(sent)}){shaped.note}",
+                              message=f"通知{unit.name}{label}{person.name}（{paging.shown(sent)}）{shaped.note}",
                               data={"role": role, "person_id": person.id, "step": step, "channels": sent,
                                     "template": template} | shaped.data)  # fmt: skip
 
@@ -377,9 +377,9 @@ def _page_person(ctx: Context, state: IncidentTier, person: Person, *, role: str
 def _tell_admins(ctx: Context, state: IncidentTier) -> None:
     """The whole chain up to the city is vacant at this step: every admin of the incident's unit and above."""
     admins = chase.admins_of(ctx.session, ctx.chain)
-    names = "、".join(p.name for p in admins) or "(无管理员)"
+    names = "、".join(p.name for p in admins) or "（无管理员）"
     top = ctx.units[state.tier].name
-    ctx.note(kind="all_vacant", tier=state.tier, message=f"至{top}各级值守岗位均空岗,已告知管理员{names}",
+    ctx.note(kind="all_vacant", tier=state.tier, message=f"至{top}各级值守岗位均空岗，已告知管理员{names}",
              data={"admins": [p.id for p in admins], "step": state.step})  # fmt: skip
     for admin in admins:
         _page_person(ctx, state, admin, role="admin", template="incident_page", voice=False, key="admins",
@@ -424,7 +424,7 @@ def advance(ctx: Context, state: IncidentTier) -> None:
                 return
             limit = ctx.rules.city_repeat_limit
             if limit is not None and state.step - 1 > limit:
-                ctx.note(kind="escalation_stopped", tier=state.tier, message=f"已重复通知{limit}次仍未签收,停止重复")
+                ctx.note(kind="escalation_stopped", tier=state.tier, message=f"已重复通知{limit}次仍未签收，停止重复")
                 state.next_step_at = None
                 return
             officer = page(ctx, state, role=DUTY_OFFICER, template="incident_reminder", record_vacancy=False)

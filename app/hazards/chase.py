@@ -138,7 +138,7 @@ def _text_responsible(session: Session, chase: Chase, hazard: Hazard, at: dateti
         dedup_key=f"{chase.dedup_prefix}:{chase.subject}:responsible:sms",
     )
     if outbox.enqueue(session, row) is not None:
-        message = f"到期提醒:通知责任人{hazard.responsible_person}"
+        message = f"到期提醒：通知责任人{hazard.responsible_person}"
         if pager is not None:  # after the step's own entry, which waits in the batch too
             entry = hazard_service.entry_row(hazard, at=at, kind="reminder", actor=ACTOR, message=message,
                                              data={"to": "responsible"})  # fmt: skip

@@ -25,7 +25,7 @@ class StateRefused(Conflict):
         self.action = action
         self.state = status
         name = ACTION_NAMES.get(action.split(" ")[0], action)
-        self.zh = zh or f"隐患当前为“{STATUS_NAMES.get(status, status)}”,不能{name}"
+        self.zh = zh or f"隐患当前为“{STATUS_NAMES.get(status, status)}”，不能{name}"
 
 
 class RoleRefused(Forbidden):
@@ -38,4 +38,4 @@ class RoleRefused(Forbidden):
         super().__init__(f"{action} is not allowed for {actor} ({role_text}): {needs}")
         self.action = action
         roles_zh = "、".join(ROLE_NAMES.get(r, r) for r in sorted(roles)) or "无角色"
-        self.zh = f"您的角色({roles_zh})不能{ACTION_NAMES.get(action, action)}:{zh}"
+        self.zh = f"您的角色（{roles_zh}）不能{ACTION_NAMES.get(action, action)}：{zh}"

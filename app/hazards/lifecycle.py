@@ -100,7 +100,7 @@ def _require_tier_above(actor: Principal, unit: Unit, action: str) -> None:
             actor=actor.actor,
             roles=_roles(actor),
             needs=f"the tier above {unit.name} (a leader, unit admin or admin there) grants this",
-            zh=f"由{unit.name}的上一级(带班领导或管理员)批准",
+            zh=f"由{unit.name}的上一级（带班领导或管理员）批准",
         )
 
 
@@ -149,7 +149,7 @@ def plan(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, da
             allowed=(),
             why=f"plan: the deadline {data.deadline} is after the current one ({hazard.deadline}); "
             "a later deadline is an extension, granted by the tier above",
-            zh="整改方案的期限不能晚于当前整改期限;延期须由上一级批准",
+            zh="整改方案的期限不能晚于当前整改期限；延期须由上一级批准",
         )
     if data.deadline is not None and data.deadline < hazard_service.local_today(unit, clock.now()):
         raise Invalid.field("deadline", f"{data.deadline} has already passed")
@@ -162,7 +162,7 @@ def plan(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, da
         hazard.due_at = hazard_service.due_instant(data.deadline, unit)
     revised = hazard.status == Status.rectifying
     hazard.status = Status.rectifying
-    funds = f",资金{data.funds_cny:g}元" if data.funds_cny is not None else ""
+    funds = f"，资金{data.funds_cny:g}元" if data.funds_cny is not None else ""
     return _changed(
         session,
         clock=clock,
@@ -172,8 +172,8 @@ def plan(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, da
         action="plan",
         before=before,
         kind="plan",
-        message=f"{'修订' if revised else '制定'}整改方案:{hazard.plan_measures[:200]}"
-        f"(责任人{hazard.plan_person}{funds},期限{hazard.deadline.isoformat()})",
+        message=f"{'修订' if revised else '制定'}整改方案：{hazard.plan_measures[:200]}"
+        f"（责任人{hazard.plan_person}{funds}，期限{hazard.deadline.isoformat()}）",
         data={
             "measures": hazard.plan_measures,
             "funds_cny": data.funds_cny,
@@ -213,7 +213,7 @@ def submit(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, 
         action="submit",
         before=before,
         kind="submitted",
-        message="提交整改,申请验收" + (f":{note}" if note else ""),
+        message="提交整改，申请验收" + (f"：{note}" if note else ""),
         data={"note": note, "after_photos": len(after_photos), "resubmitted": since is not None},
     )
 
@@ -230,11 +230,11 @@ def verify(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, 
     if data.passed:
         hazard.status = Status.closed
         hazard.closed_at = clock.now()
-        kind, message = "closed", "验收通过,销号" + (f":{note}" if note else "")
+        kind, message = "closed", "验收通过，销号" + (f"：{note}" if note else "")
     else:
         hazard.status = Status.rectifying
         hazard.failed_verifications += 1
-        kind, message = "verify_failed", f"验收未通过,退回整改:{note}"
+        kind, message = "verify_failed", f"验收未通过，退回整改：{note}"
     return _changed(
         session,
         clock=clock,
@@ -269,7 +269,7 @@ def extend(session: Session, *, clock: Clock, actor: Principal, hazard_id: int, 
         action="extension",
         before=before,
         kind="extension",
-        message=f"延期至{data.until.isoformat()}(原期限{old.isoformat()}):{data.reason.strip()}",
+        message=f"延期至{data.until.isoformat()}（原期限{old.isoformat()}）：{data.reason.strip()}",
         data={"from": old.isoformat(), "until": data.until.isoformat(), "reason": data.reason.strip()},
     )
 
@@ -289,7 +289,7 @@ def list_for_supervision(
             actor=actor.actor,
             roles=_roles(actor),
             needs=f"a leader, unit admin or admin of {target.name} (or above) lists a hazard there",
-            zh=f"由{target.name}(或更高一级)的带班领导或管理员挂牌",
+            zh=f"由{target.name}（或更高一级）的带班领导或管理员挂牌",
         )
     _require_state(hazard, "listing", (Status.open, Status.rectifying, Status.submitted))
     if hazard.level != Level.major:
@@ -322,7 +322,7 @@ def list_for_supervision(
         action="listing",
         before=before,
         kind="listed",
-        message=f"{target.name}挂牌督办:{data.reason.strip()}",
+        message=f"{target.name}挂牌督办：{data.reason.strip()}",
         data={"tier": data.tier, "unit": target.code, "reason": data.reason.strip()},
     )
 

@@ -256,8 +256,8 @@ def import_file(session: Session, *, clock: Clock, actor: Principal, raw: bytes)
                 at=now,
                 kind="reported",
                 actor=actor.actor,
-                message=f"{c.unit.name}登记{'重大' if hazard.level == 'major' else '一般'}隐患(清单导入):{hazard.venue}"
-                f"({categories.name(hazard.venue_category)}),整改期限{hazard.deadline.isoformat()}",
+                message=f"{c.unit.name}登记{'重大' if hazard.level == 'major' else '一般'}隐患（清单导入）："
+                f"{hazard.venue}（{categories.name(hazard.venue_category)}），整改期限{hazard.deadline.isoformat()}",
                 data={
                     "level": hazard.level,
                     "deadline": hazard.deadline.isoformat(),

@@ -189,7 +189,7 @@ def add(
         at=now,
         kind="photo",
         actor=actor.actor,
-        message=f"上传{label}照片({cleaned.width}×{cleaned.height})",
+        message=f"上传{label}照片（{cleaned.width}×{cleaned.height}）",
         data={"photo_id": photo.id, "phase": which},
     )
     audit.record(

@@ -181,7 +181,7 @@ def on_reported(session: Session, *, clock: Clock, actor: Principal, hazard: Haz
         at=clock.now(),
         kind="reported",
         actor=actor.actor,
-        message=f"{unit.name}登记{level}隐患:{hazard.venue}({categories.name(hazard.venue_category)}),"
+        message=f"{unit.name}登记{level}隐患：{hazard.venue}（{categories.name(hazard.venue_category)}），"
         f"整改期限{hazard.deadline.isoformat()}",
         data={"level": hazard.level, "deadline": hazard.deadline.isoformat(), "source": hazard.source},
     )

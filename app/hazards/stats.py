@@ -81,7 +81,7 @@ def per_child(
     else:
         children = session.exec(select(Unit).where(Unit.parent_id == root.id).order_by(col(Unit.code))).all()
         if None in counted:
-            rows.append(_row(root.code, f"{root.name}(本级)", counted[None]))
+            rows.append(_row(root.code, f"{root.name}（本级）", counted[None]))
         rows.extend(_row(c.code, c.name, counted.get(c.code)) for c in children)
     totals = tuple(sum(getattr(r, k) for r in rows) for k in ("found", "closed", "overdue", "major", "listed"))
     total = _row(root.code, root.name, (totals[0], totals[1], totals[2], totals[3], totals[4]))

@@ -54,7 +54,7 @@ def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent])
             "reason": event.reason[:300],
         }
         if event.kind == "failover":
-            then = f",改由{_name(event.carried_by)}发送" if event.carried_by else ""
+            then = f"，改由{_name(event.carried_by)}发送" if event.carried_by else ""
             timeline.note(
                 session,
                 inc,
@@ -62,7 +62,7 @@ def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent])
                 kind="failover",
                 actor=ACTOR,
                 tier=row.tier,
-                message=f"{_name(event.provider)}未能发送({event.error_class}){then}: {event.reason}"[:1000],
+                message=f"{_name(event.provider)}未能发送（{event.error_class}）{then}：{event.reason}"[:1000],
                 data=data | {"carried_by": event.carried_by},
             )
             continue
@@ -73,7 +73,7 @@ def on_delivery(session: Session, clock: Clock, events: Sequence[DeliveryEvent])
             kind="delivery_failed",
             actor=ACTOR,
             tier=row.tier,
-            message=f"通知未送达({event.error_class}): {event.reason}"[:1000],
+            message=f"通知未送达（{event.error_class}）：{event.reason}"[:1000],
             data=data,
         )
         if event.error_class == ErrorClass.recipient_invalid and row.tier is not None:
@@ -105,6 +105,6 @@ def _page_next_now(session: Session, clock: Clock, inc: Incident, row: OutboxMes
             kind="page_next_now",
             actor=ACTOR,
             tier=row.tier,
-            message="号码无效,立即通知下一岗位",
+            message="号码无效，立即通知下一岗位",
             data={"message_id": row.id, "person_id": row.person_id},
         )

@@ -129,7 +129,7 @@ def acknowledge_tier(
         kind="ack",
         tier=state.tier,
         actor=f"person:{person.id}:{person.name}",
-        message=f"{unit.name if unit else state.tier}{person.name}签收({labels.label('channels', via)})",
+        message=f"{unit.name if unit else state.tier}{person.name}签收（{labels.label('channels', via)}）",
         data={"person_id": person.id, "via": via, "step": state.step},
     )
     if inc.status == Status.reported:
@@ -166,7 +166,7 @@ def escalate(session: Session, *, clock: Clock, actor: Principal, incident_id: i
     if above is None or above not in ctx.units:
         raise Conflict("there is no tier above the city")
     result = steps.escalate_to(
-        ctx, above, because=start, manual_reason=f"{person.name}手动升级:{reason}", actor=actor.actor
+        ctx, above, because=start, manual_reason=f"{person.name}手动升级：{reason}", actor=actor.actor
     )
     inc.updated_at = ctx.now
     session.add(inc)
@@ -200,7 +200,7 @@ def set_severity(
         at=now,
         kind="regraded",
         actor=actor.actor,
-        message=f"{who}将等级由{labels.level(old)}调整为{labels.level(severity)}:{reason}",
+        message=f"{who}将等级由{labels.level(old)}调整为{labels.level(severity)}：{reason}",
         data={"from": old, "to": severity, "reason": reason, "manual": True},
     )
     ctx = incident_service.context(session, clock, inc)
@@ -266,7 +266,7 @@ def resolve(session: Session, *, clock: Clock, actor: Principal, incident_id: in
     now = clock.now()
     inc.status = Status.resolved
     inc.resolved_at = now
-    _finish(session, clock=clock, actor=actor, inc=inc, kind="resolved", message=f"处置完毕:{reason}")
+    _finish(session, clock=clock, actor=actor, inc=inc, kind="resolved", message=f"处置完毕：{reason}")
     return inc
 
 
@@ -287,5 +287,5 @@ def close(session: Session, *, clock: Clock, actor: Principal, incident_id: int,
     inc.status = Status.closed
     inc.closed_at = now
     inc.report_due_at = None
-    _finish(session, clock=clock, actor=actor, inc=inc, kind="closed", message=f"结案:{reason}")
+    _finish(session, clock=clock, actor=actor, inc=inc, kind="closed", message=f"结案：{reason}")
     return inc

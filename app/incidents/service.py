@@ -151,7 +151,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         at=now,
         kind="reported",
         actor=actor.actor,
-        message=f"{labels.actor(session, actor.actor)}报告:{inc.title}({labels.level(severity)})",
+        message=f"{labels.actor(session, actor.actor)}报告：{inc.title}（{labels.level(severity)}）",
         data={
             "severity": severity,
             "reported_severity": reported,
@@ -244,7 +244,7 @@ def _update_from_repeat(
         at=now,
         kind="updated",
         actor=actor.actor,
-        message=f"{labels.actor(session, actor.actor)}更新:{fields}",
+        message=f"{labels.actor(session, actor.actor)}更新：{fields}",
         data={"changes": changed},
     )
     ctx = context(session, clock, inc)
@@ -281,7 +281,7 @@ def _regrade(ctx: steps.Context, *, figures_changed: bool, actor: str, reason: s
     if new == old:
         return False
     inc.severity = new
-    ctx.note(kind="regraded", actor=actor, message=f"等级由{labels.level(old)}调整为{labels.level(new)}({reason})",
+    ctx.note(kind="regraded", actor=actor, message=f"等级由{labels.level(old)}调整为{labels.level(new)}（{reason}）",
              data={"from": old, "to": new, "computed": inc.computed_severity})  # fmt: skip
     if is_graver(new, old):
         steps.apply_plan(ctx, reason=f"升级为{new}级", regraded_from=old)
@@ -364,7 +364,7 @@ def add_report(
         at=now,
         kind="report",
         actor=actor.actor,
-        message=f"{label}第{entry.number}号" + ("(迟报)" if late else ""),
+        message=f"{label}第{entry.number}号" + ("（迟报）" if late else ""),
         data={
             "kind": data.kind,
             "number": entry.number,

@@ -54,7 +54,7 @@ def instruct(session: Session, *, clock: Clock, actor: Principal, incident_id: i
         actor=actor,
         data=NoticeCreate(
             kind=Kind.instruction,
-            title=f"{person.name}批示:{inc.title}"[:200],
+            title=f"{person.name}批示：{inc.title}"[:200],
             body=data.text,
             unit_code=issuer.code,
             to=Addressing(units=[u.code for u in lower]),
@@ -72,7 +72,7 @@ def instruct(session: Session, *, clock: Clock, actor: Principal, incident_id: i
         kind="instruction",
         actor=actor.actor,
         tier=issuer.tier,
-        message=f"{issuer.name}{person.name}批示:{data.text}"[:1000],
+        message=f"{issuer.name}{person.name}批示：{data.text}"[:1000],
         data={"notice_id": notice.id, "notice_code": notice.code, "units": [u.code for u in lower]},
     )
     inc.updated_at = clock.now()

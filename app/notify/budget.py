@@ -64,11 +64,11 @@ class Plan:
     def note(self) -> str | None:
         """What the timeline says about the budget, when it changed how the page goes."""
         if self.kind == "digest":
-            return f"今日第{self.budget}条短信,改发待签收汇总"
+            return f"今日第{self.budget}条短信，改发待签收汇总"
         if self.kind == "voice":
-            return f"今日短信已达{self.budget}条,改为电话"
+            return f"今日短信已达{self.budget}条，改为电话"
         if self.kind == "console":
-            return f"今日短信已达{self.budget}条,通报仅在平台显示"
+            return f"今日短信已达{self.budget}条，通报仅在平台显示"
         return None
 
 

@@ -79,7 +79,7 @@ def after_failure(session: Session, *, clock: Clock, ids: Iterable[int]) -> list
                 kind="fallback",
                 actor=ACTOR,
                 tier=sms.tier,
-                message=f"短信{label}({(sms.last_error or sms.status)[:120]}),改为电话通知",
+                message=f"短信{label}（{(sms.last_error or sms.status)[:120]}），改为电话通知",
                 data={
                     "person_id": sms.person_id,
                     "sms_id": sms.id,

@@ -29,7 +29,7 @@ class Shaped:
     @property
     def note(self) -> str:
         """To append to the page's timeline message ("" when the budget changed nothing)."""
-        return f",{self.plan.note}" if self.plan.note else ""
+        return f"，{self.plan.note}" if self.plan.note else ""
 
     @property
     def data(self) -> dict[str, Any]:

@@ -333,10 +333,10 @@ def content(kind: str, lines: Sequence[str]) -> str:
     kept: list[str] = []
     for index, text in enumerate(lines):
         rest = len(lines) - index - 1
-        tail = f"\n……另有{rest}条,请登录平台查看" if rest else ""
+        tail = f"\n……另有{rest}条，请登录平台查看" if rest else ""
         candidate = "\n".join([head, *kept, text]) + tail
         if len(candidate.encode()) > limit:
             more = len(lines) - len(kept)
-            return "\n".join([head, *kept]) + f"\n……另有{more}条,请登录平台查看"
+            return "\n".join([head, *kept]) + f"\n……另有{more}条，请登录平台查看"
         kept.append(text)
     return "\n".join([head, *kept])

@@ -125,8 +125,7 @@ NOT_REPORTED = "未报"
 
 def grade(level: str) -> str:
     """A level as the texts write it: "较大（III级）" (a bare "III级" next to 医院 reads as a tertiary hospital)."""
-    name = LEVEL_NAMES.get(level)
-    return f"{name}（{level}级）" if name else level
+    return labels.level(level)
 
 
 def duration(seconds: float) -> str:

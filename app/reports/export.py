@@ -16,7 +16,7 @@ from openpyxl.styles import Font
 from app import labels
 from app.reports.schemas import LEVELS, TIERS, AccountabilityReport, Figures, UnitFigures, WeekFigures
 
-LEVEL_LABELS = {level: labels.level(level) for level in LEVELS}  # 一般(IV级): never "IV级" alone
+LEVEL_LABELS = {level: labels.level(level) for level in LEVELS}  # 一般（IV级）: never "IV级" alone
 TIER_LABELS = labels.TIER_LEVELS  # 街道级, 区级, 市级
 DURATION_FORMAT = "[h]:mm:ss"
 RATE_FORMAT = "0.0%"
@@ -107,14 +107,14 @@ def flat_columns() -> list[Column]:
 
 
 def _all_rows(report: AccountabilityReport) -> list[UnitFigures]:
-    return [*report.rows, report.total.model_copy(update={"unit_name": f"{report.total.unit_name}(合计)"})]
+    return [*report.rows, report.total.model_copy(update={"unit_name": f"{report.total.unit_name}（合计）"})]
 
 
 def to_csv(report: AccountabilityReport) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     columns = flat_columns()
-    writer.writerow([f"{c.header}(秒)" if c.kind == "seconds" else c.header for c in columns])
+    writer.writerow([f"{c.header}（秒）" if c.kind == "seconds" else c.header for c in columns])
     for row in _all_rows(report):
         writer.writerow(["" if (v := c.value(row)) is None else v for c in columns])
     return "\ufeff".encode() + out.getvalue().encode("utf-8")
@@ -199,7 +199,7 @@ def to_xlsx(report: AccountabilityReport) -> bytes:
     _sheet(book, SHEETS[5], _week_columns(), weeks)
     about = book.create_sheet(SHEETS[6])
     about.append(["单位", f"{report.unit_name}({report.unit_code})"])
-    about.append(["统计期间", f"{report.from_} 至 {report.to}(不含)", report.timezone])
+    about.append(["统计期间", f"{report.from_} 至 {report.to}（不含）", report.timezone])
     about.append(["生成时间", report.generated_at.isoformat()])
     about.append([])
     about.append(["指标", "定义"])

@@ -124,7 +124,7 @@ def accountability(
         per_child = found[1]
         own = _figures(per_child, unit.code)
         if _has_any(own):
-            rows.append(UnitFigures(unit_code=unit.code, unit_name=f"{unit.name}(本级)", own=True, **own))
+            rows.append(UnitFigures(unit_code=unit.code, unit_name=f"{unit.name}（本级）", own=True, **own))
         rows += [
             UnitFigures(unit_code=c.code, unit_name=c.name, own=False, **_figures(per_child, c.code)) for c in children
         ]

@@ -87,7 +87,7 @@ def begin(
     minutes = max(1, round(rc.answer_within_seconds / 60))
     items = []
     for entry_id, unit, role, person in entries:
-        what = f"未在{minutes}分钟内应答" if person is not None else "空岗,无人值守"
+        what = f"未在{minutes}分钟内应答" if person is not None else "空岗，无人值守"
         params: dict[str, Any] = {
             "caller": caller.name,
             "unit": unit.name,

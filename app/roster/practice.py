@@ -83,7 +83,7 @@ def _not_on_duty(
             who.append(f"{unit.name} {labels.DUTY_ROLES.get(role, role)}: {p.name if p else 'nobody'}")
             who_zh.append(f"{unit.name}{labels.DUTY_ROLES.get(role, role)} {p.name if p else '空岗'}")
     message = f"{person.name} is not on duty now ({at.isoformat()}); on duty: " + "; ".join(who)
-    zh = f"{person.name}当前不在班。当前在岗:" + ";".join(who_zh)
+    zh = f"{person.name}当前不在班。当前在岗：" + "；".join(who_zh)
     if handover:
         message += "; a handover is written by the person whose shift is ending"
         zh += "。交接班记录由即将下班的值班人员填写"

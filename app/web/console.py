@@ -110,7 +110,7 @@ def login(
         return render(
             request,
             "error.html",
-            {"title": "请求被拒绝", "message": "登录表单已过期或缺少安全校验(CSRF),请重新打开登录页。"},
+            {"title": "请求被拒绝", "message": "登录表单已过期或缺少安全校验（CSRF），请重新打开登录页。"},
             status_code=403,
         )
     next_path = _safe_next(next)
@@ -129,7 +129,7 @@ def login(
             )
     except TooManyRequests:
         return _login_page(
-            request, clock, next_path=next_path, error="失败次数过多,请稍后再试。", username=username, status_code=429
+            request, clock, next_path=next_path, error="失败次数过多，请稍后再试。", username=username, status_code=429
         )
     if person is None or person.id is None:
         return _login_page(

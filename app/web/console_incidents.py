@@ -44,7 +44,7 @@ MESSAGES = {
     "escalated": "已上报上一级。",
     "resolved": "已标记处置完毕。",
     "closed": "事件已关闭。",
-    "created": "事件已登记,正在通知各级值班人员。",
+    "created": "事件已登记，正在通知各级值班人员。",
 }
 LIST_LIMIT = 200
 
@@ -407,7 +407,7 @@ def simulator_inbox(request: Request, settings: SettingsDep, clock: ClockDep, vi
         return render(
             request,
             "error.html",
-            {"title": "短信模拟器未启用", "message": "模拟器收件箱仅在演示模式下可用(DUTYLINE_SIMULATOR=on)。"},
+            {"title": "短信模拟器未启用", "message": "模拟器收件箱仅在演示模式下可用（DUTYLINE_SIMULATOR=on）。"},
             viewer=viewer,
             status_code=404,
         )

@@ -60,17 +60,17 @@ def refusal(exc: DomainError | ValidationError) -> tuple[str, dict[str, str]]:
             if f.field.startswith("rows["):
                 name = f.field.split(".")[-1]
                 row = f.field.split("]")[0].removeprefix("rows[")
-                fields[f.field] = f"第{row}行 {FIELD_NAMES.get(name, name)}:{text}"
+                fields[f.field] = f"第{row}行 {FIELD_NAMES.get(name, name)}：{text}"
             else:
                 fields.setdefault(f.field, text)
         if not exc.fields:
             if exc.status == 404:
-                return "未找到该隐患(或不在您的管辖范围内)", {}
+                return "未找到该隐患（或不在您的管辖范围内）", {}
             if exc.status == 403:
                 return "超出您的权限或管辖范围", {}
             return web_errors.message(exc), {}
-    listed = "; ".join(f"{FIELD_NAMES.get(k, k) if not k.startswith('rows[') else ''}{v}" for k, v in fields.items())
-    return f"请检查:{listed}"[:600], fields
+    listed = "；".join(f"{FIELD_NAMES.get(k, k) if not k.startswith('rows[') else ''}{v}" for k, v in fields.items())
+    return f"请检查：{listed}"[:600], fields
 
 
 def status_code_of(exc: DomainError | ValidationError) -> int:
@@ -93,10 +93,10 @@ def _labels() -> dict[str, Any]:
 
 MESSAGES = {
     "created": "隐患已登记。",
-    "plan": "整改方案已保存,隐患进入整改。",
-    "submitted": "已提交整改,等待验收。",
-    "closed": "验收通过,已销号。",
-    "verify_failed": "验收未通过,已退回整改。",
+    "plan": "整改方案已保存，隐患进入整改。",
+    "submitted": "已提交整改，等待验收。",
+    "closed": "验收通过，已销号。",
+    "verify_failed": "验收未通过，已退回整改。",
     "extension": "已批准延期。",
     "listed": "已挂牌督办。",
     "photo": "照片已上传。",
@@ -354,7 +354,7 @@ def hazard_page(
         return render(
             request,
             "error.html",
-            {"title": "未找到", "message": "未找到该隐患,或它不在您的管辖范围内。"},
+            {"title": "未找到", "message": "未找到该隐患，或它不在您的管辖范围内。"},
             viewer=viewer,
             status_code=404,
         )

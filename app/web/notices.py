@@ -38,7 +38,7 @@ LABELS = {
     "statuses": labels.NOTICE_STATUSES,
 }
 MESSAGES = {
-    "issued": "已下发,正在通知各接收单位值班员。",
+    "issued": "已下发，正在通知各接收单位值班员。",
     "signed": "已签收。",
     "fed_back": "反馈已提交。",
     "forwarded": "已转发至下级单位。",
@@ -148,7 +148,7 @@ def issue(
         session.rollback()
         summary, fields = errors_of(exc)
         if "sign_within_seconds" in fields:
-            fields["minutes"] = "签收时限须在1分钟至24小时(1440分钟)之间"
+            fields["minutes"] = "签收时限须在1分钟至24小时（1440分钟）之间"
         for key in [k for k in fields if k.startswith("to")]:
             fields.setdefault("to", fields[key])
         ctx = {**_common(clock, "notices"), "form": form, "units": _recipients(session, viewer),

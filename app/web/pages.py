@@ -204,7 +204,7 @@ def install(app: FastAPI) -> None:
         return render(
             request,
             "error.html",
-            {"title": "请求被拒绝", "message": "表单已过期或缺少安全校验(CSRF),请刷新页面后重试。"},
+            {"title": "请求被拒绝", "message": "表单已过期或缺少安全校验（CSRF），请刷新页面后重试。"},
             status_code=403,
         )
 

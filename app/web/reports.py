@@ -49,9 +49,9 @@ def _period(kind: str, start: str, end: str, *, today: date) -> tuple[report_ser
     errors: dict[str, str] = {}
     first, last = _parse_day(start), _parse_day(end)
     if first is None:
-        errors["from"] = "请填写有效的日期(年-月-日)"
+        errors["from"] = "请填写有效的日期（年-月-日）"
     if last is None:
-        errors["to"] = "请填写有效的日期(年-月-日)"
+        errors["to"] = "请填写有效的日期（年-月-日）"
     if first is None or last is None:
         return None, errors
     if last < first:

@@ -23,7 +23,7 @@ from app.web.pages import CsrfDep, Viewer, ViewerDep, errors_of, redirect, rende
 
 router = APIRouter(include_in_schema=False)
 
-MESSAGES = {"started": "已发起查岗,正在逐岗位通知。", "answered": "已确认在岗。"}
+MESSAGES = {"started": "已发起查岗，正在逐岗位通知。", "answered": "已确认在岗。"}
 LABELS = {"states": labels.ROLLCALL_STATES, "scopes": labels.SCOPES, "channels": labels.CHANNELS}
 
 
@@ -80,7 +80,7 @@ def start_rollcall(
         session.rollback()
         summary, fields = errors_of(exc)
         if "answer_within_seconds" in fields:
-            fields["minutes"] = "应答时限须在1分钟至24小时(1440分钟)之间"
+            fields["minutes"] = "应答时限须在1分钟至24小时（1440分钟）之间"
         ctx = {
             **_list_context(session, viewer),
             "form": form,

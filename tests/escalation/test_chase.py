@@ -297,7 +297,7 @@ def test_a_reply_1_with_the_code_to_a_chase_page_answers_that_chase(
     assert rows(session)[0].status == "answered" and answers == [("e7", f"person:{page.person_id}")]
     answered = session.exec(select(ChaseEvent).where(ChaseEvent.kind == "answered")).one()
     person = session.get(Person, page.person_id)
-    assert person is not None and answered.message == f"右安门街道 {person.name}已答复(短信)"
+    assert person is not None and answered.message == f"右安门街道 {person.name}已答复（短信）"
     assert answered.data == {"by": f"person:{page.person_id}", "via": "sms"}
     clock.advance(minutes=5)
     jobs.run_tick(engine, clock=clock)

@@ -69,7 +69,7 @@ def test_report_from_the_phone_form_then_rectify_and_verify(
     assert 'id="plan-form"' in page and 'id="verify-form"' not in page and 'id="listing-form"' not in page
 
     r = client.post(f"/console/hazards/{hazard_id}/submit", data={"csrf": csrf})
-    assert r.status_code == 409 and "隐患当前为“待整改”,不能提交整改" in r.text
+    assert r.status_code == 409 and "隐患当前为“待整改”，不能提交整改" in r.text
     plan = {"csrf": csrf, "measures": "清理并更换防火门", "person": "王院长", "funds_cny": "20000"}
     r = client.post(f"/console/hazards/{hazard_id}/plan", data=plan)
     assert r.status_code == 200 and "整改方案已保存" in r.text
@@ -125,7 +125,7 @@ def test_import_errors_are_shown_by_row_in_chinese(client: TestClient, session: 
     r = client.post("/console/hazards/import", data={"csrf": csrf},
                     files={"file": ("list.csv", f"{header}\n{good}\n{bad}\n".encode(), "text/csv")})  # fmt: skip
     assert r.status_code == 422
-    assert "第3行 场所类别:不是已知的类别" in r.text and "整份文件未导入" in r.text
+    assert "第3行 场所类别：不是已知的类别" in r.text and "整份文件未导入" in r.text
     assert hazards(session) == 0
     r = client.post("/console/hazards/import", data={"csrf": csrf},
                     files={"file": ("list.csv", f"{header}\n{good}\n".encode(), "text/csv")})  # fmt: skip

@@ -33,7 +33,7 @@ def test_stats_per_child_unit(client: TestClient, session: Session, clock: Manua
         2, 1, 0.5, 1, 1,
     )  # fmt: skip
     assert rows[OTHER_STREET]["found"] == 1 and rows[OTHER_STREET]["closure_rate"] == 0.0
-    assert rows[DISTRICT]["unit_name"].endswith("(本级)") and rows[DISTRICT]["found"] == 1
+    assert rows[DISTRICT]["unit_name"].endswith("（本级）") and rows[DISTRICT]["found"] == 1
     assert rows["110106003"]["found"] == 0 and rows["110106003"]["closure_rate"] is None
     assert body["total"]["found"] == 4 and body["total"]["closed"] == 1 and body["total"]["overdue"] == 1
 

@@ -57,7 +57,7 @@ def test_a_budget_running_out_into_a_digest_then_voice(
         for inc in (first, second)
     }
     assert any("改发待签收汇总" in m for m in said[first["code"]])
-    assert any("(电话)" in m and "今日短信已达3条,改为电话" in m for m in said[second["code"]])
+    assert any("（电话）" in m and "今日短信已达3条，改为电话" in m for m in said[second["code"]])
 
     # The call acknowledges the second incident at the street, as any call does.
     r = simulator.http.post(f"/calls/{call['sid']}/digits", json={"digits": "1"})

@@ -106,7 +106,7 @@ def test_things_placed_at_the_district_itself_have_their_own_row(
     admin = signed_in(client, session, clock, unit=DISTRICT, roles=["unit_admin"])
     body = client.get(URL, params={"unit": DISTRICT}, headers=admin).json()
     own = body["rows"][0]
-    assert (own["unit_code"], own["own"], own["unit_name"]) == (DISTRICT, True, "丰台区(本级)")
+    assert (own["unit_code"], own["own"], own["unit_name"]) == (DISTRICT, True, "丰台区（本级）")
     assert own["incidents"]["total"] == 2 and own["tiers"]["street"]["required"] == 0
     assert own["tiers"]["district"]["required"] == 2
     street = next(r for r in body["rows"] if r["unit_code"] == STREET)

@@ -59,7 +59,7 @@ def test_refusals_are_chinese_and_show_no_figures(client: TestClient, session: S
     for params, message in (
         ({"unit": DISTRICT}, "超出您的管辖范围"),
         ({"unit": "999999"}, "未知的单位代码"),
-        ({"period": "custom", "from": "2026-04-31", "to": "2026-05-01"}, "起始日期:请填写有效的日期"),
+        ({"period": "custom", "from": "2026-04-31", "to": "2026-05-01"}, "起始日期：请填写有效的日期"),
         ({"period": "custom", "from": "2026-05-02", "to": "2026-05-01"}, "截止日期不能早于起始日期"),
         ({"period": "custom", "from": "2025-01-01", "to": "2026-05-01"}, "统计期间最长 400 天"),
     ):
@@ -89,19 +89,19 @@ def test_the_review_page_tells_the_chain_of_an_incident(
     # The street's officer at 10:00, its leader at 10:05 (and the officer reminded), by SMS; then passed over.
     assert "越级" in street and "11-09 10:00:00" in street and "11-09 10:05:00" in street
     assert street.count("<td>短信</td>") >= 3 and "值班员" in street and "带班领导" in street
-    assert "签收:" in street and "首次通知后 12分00秒" in street
+    assert "签收：" in street and "首次通知后 12分00秒" in street
     district = html.split('<section class="card tier-chain" data-tier="district">')[1].split("</section>")[0]
     assert "首次通知后 6分00秒" in district and "越级" not in district
     figures = html.split('id="review-figures"')[1].split("</section>")[0]
     street_row = figures.split('<tr data-tier="street">')[1].split("</tr>")[0]
-    assert "12分00秒" in street_row and "越级(已告知上一级)" in street_row
+    assert "12分00秒" in street_row and "越级（已告知上一级）" in street_row
     assert 'id="first-late"' in figures and '<span id="follow-up-late">1</span>' in figures
     reports = html.split('id="review-reports"')[1].split("</section>")[0]
     assert reports.count("迟报</b>") == 2 and "首报 第1号" in reports and "终报 第2号" in reports
-    assert "首报逾期(迟报)" in reports and "续报逾期(迟报)" in reports
+    assert "首报逾期（迟报）" in reports and "续报逾期（迟报）" in reports
     assert "person:" not in html and "agency:" not in html  # authors and actors by name (app.labels.actors)
     a = client.get(f"/console/incidents/{month.incidents['A']}/review").text
-    assert "越级(已告知上一级)" not in a and "首报按时" in a.replace("\n", "")
+    assert "越级（已告知上一级）" not in a and "首报按时" in a.replace("\n", "")
     # Outside the viewer's subtree: not found, in Chinese.
     other = make_person(session, clock, unit="110105", roles=["leader"])
     console_sign_in(client, other.username or "")

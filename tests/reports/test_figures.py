@@ -133,10 +133,10 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
     book = openpyxl.load_workbook(io.BytesIO(x.content))
     assert book.sheetnames == ["事件与报告", "签收用时", "查岗", "通知签收", "隐患", "按周", "说明"]
     incidents = _table(book["事件与报告"])
-    assert incidents[S1] == {"单位代码": S1, "单位": rows[S1]["unit_name"], "事件数": 2, "特别重大(I级)": 0,
-                             "重大(II级)": 0, "较大(III级)": 0, "一般(IV级)": 2, "首报迟报": 1,
+    assert incidents[S1] == {"单位代码": S1, "单位": rows[S1]["unit_name"], "事件数": 2, "特别重大（I级）": 0,
+                             "重大（II级）": 0, "较大（III级）": 0, "一般（IV级）": 2, "首报迟报": 1,
                              "续报迟报": 1}  # fmt: skip
-    assert incidents[DISTRICT]["事件数"] == 3 and incidents[DISTRICT]["单位"] == "丰台区(合计)"
+    assert incidents[DISTRICT]["事件数"] == 3 and incidents[DISTRICT]["单位"] == "丰台区（合计）"
     sheet = book["签收用时"]
     header = [c.value for c in sheet[1]]
     assert header == [
@@ -167,7 +167,7 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
     assert rollcall[S2] == {"单位代码": S2, "单位": rows[S2]["unit_name"], "查岗岗位数": 1, "应答": 0, "未应答": 1,
                             "空岗": 0, "待应答": 0, "应答率": 0}  # fmt: skip
     assert _table(book["通知签收"])[S2]["超时签收"] == 1 and _table(book["通知签收"])[S2]["反馈超时"] == 1
-    assert _table(book["隐患"])[DISTRICT] == {"单位代码": DISTRICT, "单位": "丰台区(合计)", "发现隐患": 2,
+    assert _table(book["隐患"])[DISTRICT] == {"单位代码": DISTRICT, "单位": "丰台区（合计）", "发现隐患": 2,
                                              "已销号": 1, "逾期未整改": 1}  # fmt: skip
     assert [r[2].value for r in book["按周"].iter_rows(min_row=2)] == [1, 1, 1, 0, 0]
 
@@ -178,13 +178,13 @@ def test_the_month_by_hand_as_json_xlsx_and_csv(
     table = list(csv.DictReader(io.StringIO(c.content.decode("utf-8-sig"))))
     assert [t["单位代码"] for t in table] == [*month.streets, DISTRICT]
     s1 = next(t for t in table if t["单位代码"] == S1)
-    assert (s1["事件数"], s1["街道级签收用时中位数(秒)"], s1["街道级签收用时P90(秒)"], s1["街道级越级次数"]) == (
+    assert (s1["事件数"], s1["街道级签收用时中位数（秒）"], s1["街道级签收用时P90（秒）"], s1["街道级越级次数"]) == (
         "2",
         "420.0",
         "660.0",
         "1",
     )
-    assert (s1["市级签收用时中位数(秒)"], s1["应答率"], s1["逾期未整改"]) == ("", "1.0", "1")
+    assert (s1["市级签收用时中位数（秒）"], s1["应答率"], s1["逾期未整改"]) == ("", "1.0", "1")
 
 
 def _table(sheet: Any) -> dict[str, dict[str, Any]]:

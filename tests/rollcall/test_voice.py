@@ -87,4 +87,4 @@ def test_past_the_days_sms_budget_a_roll_call_page_goes_by_voice_and_a_keypress_
     ).all()
     assert sms == []  # no fourth SMS today
     notes = [e.message for e in session.exec(select(ChaseEvent).where(ChaseEvent.kind == "page")).all()]
-    assert any("今日短信已达3条,改为电话" in n for n in notes), notes
+    assert any("今日短信已达3条，改为电话" in n for n in notes), notes

@@ -47,9 +47,9 @@ def test_demo_board_has_no_gap_and_demo_is_idempotent(
     # The demo sign-ins hold their units' shifts right now, so they can check in.
     chain = client.get("/api/v1/oncall?unit=110106001", headers=headers).json()
     assert [e["duty_officer"]["name"] for e in chain] == [
-        "陈静(右安门街道值班员)",
-        "张伟(丰台区值班员)",
-        "王海(市值班员)",
+        "陈静（右安门街道值班员）",
+        "张伟（丰台区值班员）",
+        "王海（市值班员）",
     ]
     r = client.post("/api/v1/shifts/check-in", json={}, headers=login(client, "street.duty", "Demo-password-1"))
     assert r.status_code == 201, r.text

@@ -38,7 +38,7 @@ def test_the_board_leads_with_incidents_waiting_for_this_tiers_sign_off_and_sign
     assert waiting < page.index('id="last-handover"') < page.index('id="chain"')  # what to act on comes first
     card = re.search(rf'<article class="incident[^"]*" data-code="{inc["code"]}".*?</article>', page, re.S)
     assert card, "the incident waiting for the street's sign-off is on the board"
-    assert "签收(街道/乡镇)" in card.group(0) and 'name="back" value="board"' in card.group(0)
+    assert "签收（街道/乡镇）" in card.group(0) and 'name="back" value="board"' in card.group(0)
     assert 'data-overall="pending"' in card.group(0) and "待签收" in card.group(0)  # the true overall state
 
     r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf, "back": "board"}, follow_redirects=False)

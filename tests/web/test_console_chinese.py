@@ -118,7 +118,7 @@ def test_console_forms_refuse_in_chinese_keep_what_was_typed_and_write_nothing(
     assert fields["kind"] == "类型请选择有效的选项" and fields["casualties.deaths"] == "死亡人数不能为负数"
     assert "续报:已控制" in r.text
     r = client.post(f"/console/incidents/{inc['id']}/close", data={"csrf": csrf, "reason": "结束"})
-    assert r.status_code == 409 and "请先提交终报,再关闭事件" in r.text
+    assert r.status_code == 409 and "请先提交终报，再关闭事件" in r.text
     client.cookies.clear()
     csrf = console_sign_in(client, staff("city", "duty_officer").username or "")
     r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf})

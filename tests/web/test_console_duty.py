@@ -86,6 +86,6 @@ def test_issue_sign_feed_back_and_forward_from_the_console(
     fed = client.post(f"/console/notices/{notice_id}/feedback", data={"csrf": district_csrf, "text": "已部署到各街道"})
     assert fed.status_code == 200 and "反馈已提交" in fed.text and "已部署到各街道" in fed.text
     fwd = client.post(f"/console/notices/{notice_id}/forward", data={"csrf": district_csrf, "scope": "children"})
-    assert fwd.status_code == 200 and "已转发至下级单位" in fwd.text and "(转发)" in fwd.text
+    assert fwd.status_code == 200 and "已转发至下级单位" in fwd.text and "（转发）" in fwd.text
     again = client.post(f"/console/notices/{notice_id}/forward", data={"csrf": district_csrf, "scope": "children"})
     assert again.status_code == 422

@@ -45,13 +45,13 @@ def test_list_is_sorted_by_level_then_age_and_offers_ack(
     codes = re.findall(r'data-code="([A-Z0-9]+)"', page)
     assert codes == [grave["code"], minor["code"]]
     assert "sev-II" in page and "sev-IV" in page
-    assert page.count("签收(街道/乡镇)") == 2
+    assert page.count("签收（街道/乡镇）") == 2
     r = client.post(
         f"/console/incidents/{minor['id']}/ack", data={"csrf": csrf, "back": "list"}, follow_redirects=False
     )
     assert r.status_code == 303 and r.headers["location"].startswith("/console/incidents?")
     fragment = client.get("/console/incidents/live").text
-    assert fragment.count("签收(街道/乡镇)") == 1
+    assert fragment.count("签收（街道/乡镇）") == 1
     assert "已签收" in fragment
 
 
@@ -62,7 +62,7 @@ def test_ack_refused_for_someone_not_on_a_required_tier(
     inc = _post_incident(client, session, clock)
     console_sign_in(client, staff("city", "duty_officer").username or "")
     page = client.get(f"/console/incidents/{inc['id']}").text
-    assert "签收(" not in page  # level IV: the city is not required
+    assert "签收（" not in page  # level IV: the city is not required
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf
     r = client.post(f"/console/incidents/{inc['id']}/ack", data={"csrf": csrf.group(1)})

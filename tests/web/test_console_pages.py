@@ -150,7 +150,7 @@ def test_month_view_overrides_and_gaps(client: TestClient, session: Session, clo
         },
     )
     assert bad.status_code == 422
-    assert 'data-field="person"' in bad.text and "人员不存在:nobody-here" in bad.text
+    assert 'data-field="person"' in bad.text and "人员不存在：nobody-here" in bad.text
     backwards = client.post(
         "/console/overrides",
         data={
@@ -201,7 +201,7 @@ def test_csv_import_from_the_page_all_or_nothing(client: TestClient, session: Se
         data={"csrf": csrf, "unit_code": STREET},
         files={"file": ("may.csv", bad.encode(), "text/csv")},
     )
-    assert r.status_code == 422 and 'id="import-errors"' in r.text and "第3行 人员:不存在:ghost" in r.text
+    assert r.status_code == 422 and 'id="import-errors"' in r.text and "第3行 人员：不存在：ghost" in r.text
     assert fresh(session).exec(select(Shift)).all() == []
     r = client.post(
         "/console/rosters/import",

@@ -79,7 +79,7 @@
       var h = document.createElement("h2"); h.textContent = number; sec.appendChild(h);
       var list = document.createElement("div"); list.className = "messages"; sec.appendChild(list);
       var form = document.createElement("form"); form.className = "reply";
-      var input = document.createElement("input"); input.name = "body"; input.placeholder = "回复内容,如 1"; input.maxLength = 160;
+      var input = document.createElement("input"); input.name = "body"; input.placeholder = "回复内容，如 1"; input.maxLength = 160;
       var button = document.createElement("button"); button.type = "submit"; button.textContent = "回复";
       var status = document.createElement("span"); status.className = "muted";
       form.appendChild(input); form.appendChild(button); form.appendChild(status);
