@@ -9,10 +9,14 @@ are named through `actors()` in one query per kind, whatever the number of rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from app.org.models import Agency, Person, Unit
+
+if TYPE_CHECKING:
+    from app.auth.principal import Principal
 
 CATEGORIES: dict[str, str] = {
     "fire": "火灾",
@@ -333,14 +337,14 @@ def actors(session: Session, values: Iterable[str | None]) -> dict[str, str]:
             person_ids.add(int(ref))
         elif kind == "agency" and ref:
             agency_codes.add(ref)
-    people: dict[int, str] = {}
-    if person_ids:
+    people = _loaded_people(session, person_ids)
+    if missing := person_ids - people.keys():
         rows = session.exec(
             select(Person.id, Person.name, Unit.name)
             .join(Unit, col(Unit.id) == col(Person.unit_id))
-            .where(col(Person.id).in_(person_ids))
+            .where(col(Person.id).in_(missing))
         ).all()
-        people = {pid: f"{unit_name} {name}" for pid, name, unit_name in rows if pid is not None}
+        people |= {pid: f"{unit_name} {name}" for pid, name, unit_name in rows if pid is not None}
     agencies: dict[str, str] = {}
     if agency_codes:
         found = session.exec(select(Agency.code, Agency.name).where(col(Agency.code).in_(agency_codes))).all()
@@ -356,6 +360,23 @@ def actors(session: Session, values: Iterable[str | None]) -> dict[str, str]:
         else:
             out[value] = SYSTEM_ACTORS.get(value) or ("系统" if value.startswith("system") else value)
     return out
+
+
+def _loaded_people(session: Session, ids: set[int]) -> dict[int, str]:
+    """The people (with their units) this session already holds: naming them costs no query (an SMS answer has just
+    read who answered)."""
+    found: dict[int, str] = {}
+    for pid in ids:
+        person = session.identity_map.get(session.identity_key(Person, pid))
+        unit = person and session.identity_map.get(session.identity_key(Unit, person.unit_id))
+        if isinstance(person, Person) and isinstance(unit, Unit):
+            found[pid] = f"{unit.name} {person.name}"
+    return found
+
+
+def named(session: Session, principal: Principal) -> str:
+    """A principal by name: the name its sign-in already read (an agency's API key), else as `actor` finds it."""
+    return principal.name or actor(session, principal.actor)
 
 
 def actor(session: Session, value: str | None) -> str:

@@ -82,6 +82,7 @@ _BY_DIGEST = (
         ApiKey.scopes,
         Agency.id,
         Agency.code,
+        Agency.name,
         Agency.active,
         Unit.id,
         Unit.code,
@@ -99,7 +100,7 @@ def authenticate(session: Session, key: str) -> Principal:
     row = session.exec(_BY_DIGEST, params={"digest": wanted}).first()
     if row is None or not hmac.compare_digest(row[0], wanted):
         raise Unauthenticated("invalid API key")
-    _, revoked_at, scopes, agency_id, agency_code, active, unit_id, unit_code, unit_path = row
+    _, revoked_at, scopes, agency_id, agency_code, agency_name, active, unit_id, unit_code, unit_path = row
     if revoked_at is not None or not active:
         raise Unauthenticated("invalid API key")
     return Principal(
@@ -110,4 +111,5 @@ def authenticate(session: Session, key: str) -> Principal:
         unit_id=unit_id,
         unit_code=unit_code,
         unit_path=unit_path,
+        name=agency_name,
     )

@@ -169,6 +169,8 @@ class Principal:
     unit_code: str | None = None
     unit_path: str | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
+    # How a person reads this principal, when its sign-in already read it (an agency's name); None: look it up.
+    name: str | None = None
 
     @classmethod
     def system(cls, label: str = "system") -> Principal:

@@ -193,7 +193,7 @@ def set_severity(
     inc.manual_severity = severity
     inc.severity = severity
     inc.updated_at = now
-    who = labels.actor(session, actor.actor)
+    who = labels.named(session, actor)
     timeline.note(
         session,
         inc,

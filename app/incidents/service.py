@@ -151,7 +151,7 @@ def report(session: Session, *, clock: Clock, actor: Principal, data: IncidentCr
         at=now,
         kind="reported",
         actor=actor.actor,
-        message=f"{labels.actor(session, actor.actor)}报告：{inc.title}（{labels.level(severity)}）",
+        message=f"{labels.named(session, actor)}报告：{inc.title}（{labels.level(severity)}）",
         data={
             "severity": severity,
             "reported_severity": reported,
@@ -244,7 +244,7 @@ def _update_from_repeat(
         at=now,
         kind="updated",
         actor=actor.actor,
-        message=f"{labels.actor(session, actor.actor)}更新：{fields}",
+        message=f"{labels.named(session, actor)}更新：{fields}",
         data={"changes": changed},
     )
     ctx = context(session, clock, inc)
