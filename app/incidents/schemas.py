@@ -61,7 +61,9 @@ class ReportCreate(BaseModel):
 
     kind: ReportKind
     text: Annotated[str, Field(min_length=1, max_length=10000)]
-    casualties: Casualties | None = None
+    casualties: Casualties | None = Field(
+        default=None, description="the counts that changed: a count left out keeps its value (0 is a figure)"
+    )
     economic_loss_cny: Money | None = None
 
 

@@ -258,7 +258,7 @@ def _update_from_repeat(
 
 
 def _merged_casualties(inc: Incident, given: Casualties) -> Casualties:
-    """The counts a repeat carries over the incident's own: a count it leaves out keeps its value."""
+    """The counts a repeat or a report carries over the incident's own: a count it leaves out keeps its value."""
     current = {"deaths": inc.deaths, "injuries": inc.serious_injuries, "trapped": inc.trapped, "missing": inc.missing}
     return Casualties(**(current | {name: getattr(given, name) for name in given.model_fields_set}))
 
@@ -345,7 +345,8 @@ def add_report(
     late = inc.report_due_at is not None and now > inc.report_due_at
     assert inc.id is not None
     rules = rules_service.by_version(session, inc.rules_version)
-    figures_changed = _set_figures(inc, data.casualties, data.economic_loss_cny)
+    casualties = _merged_casualties(inc, data.casualties) if data.casualties is not None else None
+    figures_changed = _set_figures(inc, casualties, data.economic_loss_cny)
     entry = Report(
         incident_id=inc.id,
         kind=data.kind,

@@ -319,11 +319,8 @@ def add_report(
     values = {"kind": kind, "text": text, **figures, "economic_loss_cny": economic_loss_cny}
     try:
         body: dict[str, Any] = {"kind": kind, "text": text.strip()}
-        if any(v.strip() for v in figures.values()):
-            # New figures replace the old ones: a blank box keeps the current figure.
-            inc = views.public(session, incident_service.get(session, actor=viewer.principal, incident_id=incident_id))
-            current = inc.casualties.model_dump()
-            body["casualties"] = {k: _int_or_raw(v) if v.strip() else current[k] for k, v in figures.items()}
+        if given := {k: _int_or_raw(v) for k, v in figures.items() if v.strip()}:
+            body["casualties"] = given  # a blank box keeps the current figure: the service keeps what is left out
         if economic_loss_cny.strip():
             body["economic_loss_cny"] = economic_loss_cny.strip()
         data = ReportCreate.model_validate(body)

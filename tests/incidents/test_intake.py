@@ -178,6 +178,27 @@ def test_a_repeat_updates_only_what_it_carries_and_never_zeroes_figures(
     assert "never silently zeroes" in doc["external_id"]["description"]
 
 
+def test_a_report_with_new_figures_replaces_only_the_counts_it_carries(
+    client: TestClient, session: Session, clock: ManualClock
+) -> None:
+    staff_chain(session, clock)
+    key = key_for(session, clock, "119")
+    first = fire(casualties={"deaths": 1, "injuries": 5, "trapped": 2, "missing": 1}, economic_loss_cny=2_000_000)
+    inc = client.post("/api/v1/incidents", json=first, headers=key).json()
+    # A follow-up (续报) that says three are dead now: the injured, trapped and missing stay as reported.
+    report = {"kind": "follow_up", "text": "死亡人数升至3人", "casualties": {"deaths": 3}}
+    r = client.post(f"/api/v1/incidents/{inc['id']}/reports", json=report, headers=key)
+    assert r.status_code == 201, r.text
+    body = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
+    assert body["casualties"] == {"deaths": 3, "injuries": 5, "trapped": 2, "missing": 1}
+    assert body["economic_loss_cny"] == 2_000_000 and body["severity"] == "III"
+    # A count given as 0 is a figure, not a blank: it replaces.
+    report = {"kind": "follow_up", "text": "被困人员已全部救出", "casualties": {"trapped": 0}}
+    client.post(f"/api/v1/incidents/{inc['id']}/reports", json=report, headers=key)
+    body = client.get(f"/api/v1/incidents/{inc['id']}", headers=key).json()
+    assert body["casualties"] == {"deaths": 3, "injuries": 5, "trapped": 0, "missing": 1}
+
+
 def test_occurred_at_more_than_ten_minutes_ahead_is_a_422_naming_it(
     client: TestClient, session: Session, clock: ManualClock
 ) -> None:
