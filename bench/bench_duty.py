@@ -177,8 +177,8 @@ def main() -> None:
                 if not hasattr(phone_side, "http"):
                     phone_side.http = httpx.Client(headers=CONTROL, timeout=60)
                     clients.append(phone_side.http)
-                return phone_side.http.post(f"{sim_url}/messages", json={"from": number, "body": f"1 {rc['code']}"}
-                                            ).status_code  # fmt: skip
+                http: httpx.Client = phone_side.http
+                return http.post(f"{sim_url}/messages", json={"from": number, "body": f"1 {rc['code']}"}).status_code
 
             twice = {p for p in phones if phones.count(p) > 1}
 
