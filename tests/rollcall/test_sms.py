@@ -20,15 +20,20 @@ from tests.notify.conftest import Phone, Service
 DISTRICT, STREET, OTHER = "110106", "110106001", "110106002"
 
 
+def _district(http: httpx.Client) -> dict[str, str]:
+    """The district duty officer's bearer header (the one who calls the roll and issues the notice)."""
+    token = http.post(
+        "/api/v1/auth/token", data={"username": f"duty_officer.{DISTRICT}", "password": "Correct-horse-9"}
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_posts_answer_the_roll_by_sms(
     service: Service, session: Session, clock: ManualClock, phone: Callable[[str], Phone], engine: Engine
 ) -> None:
     posts = staff(session, clock, [DISTRICT, STREET, OTHER], roles=("duty_officer",), login={DISTRICT})
     with httpx.Client(base_url=service.url) as http:
-        token = http.post(
-            "/api/v1/auth/token", data={"username": f"duty_officer.{DISTRICT}", "password": "Correct-horse-9"}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = _district(http)
         rc = http.post("/api/v1/roll-calls", json={"roles": ["duty_officer"]}, headers=auth).json()
         code = rc["code"]
         jobs.run_tick(engine, clock=clock)
@@ -50,10 +55,7 @@ def test_a_street_signs_a_notice_by_sms(
 ) -> None:
     posts = staff(session, clock, [DISTRICT, STREET], roles=("duty_officer",), login={DISTRICT})
     with httpx.Client(base_url=service.url) as http:
-        token = http.post(
-            "/api/v1/auth/token", data={"username": f"duty_officer.{DISTRICT}", "password": "Correct-horse-9"}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = _district(http)
         body = {"title": "防汛通知", "body": "请做好准备", "to": {"units": [STREET]}, "sign_within_seconds": 600}
         notice = http.post("/api/v1/notices", json=body, headers=auth).json()
         code = notice["code"]
@@ -77,12 +79,7 @@ def test_an_answer_by_sms_takes_a_fixed_small_number_of_statements(
 ) -> None:
     posts = staff(session, clock, [DISTRICT, STREET, OTHER], roles=("duty_officer",), login={DISTRICT})
     with httpx.Client(base_url=service.url) as http:
-        token = http.post(
-            "/api/v1/auth/token", data={"username": f"duty_officer.{DISTRICT}", "password": "Correct-horse-9"}
-        ).json()["access_token"]
-        rc = http.post(
-            "/api/v1/roll-calls", json={"roles": ["duty_officer"]}, headers={"Authorization": f"Bearer {token}"}
-        ).json()
+        rc = http.post("/api/v1/roll-calls", json={"roles": ["duty_officer"]}, headers=_district(http)).json()
     jobs.run_tick(engine, clock=clock)
     phone(posts(STREET).phone).expect_sms("【查岗】", rc["code"])
     phone(posts(OTHER).phone).expect_sms("【查岗】", rc["code"])
