@@ -230,23 +230,32 @@ class Profiler:
             ]
             self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def summary(self, top: int = 12) -> list[str]:
+    def stacks(self) -> list[tuple[list[str], int]] | str:
+        """The busy samples (frames root first, count), or why there are none."""
         if self.process is None:
-            return ["(py-spy not installed)"]
-        self.process.wait(timeout=120)
+            return "(py-spy not installed)"
+        if self.process.poll() is None:
+            self.process.wait(timeout=120)
         if not self.out.exists():
-            return ["(py-spy wrote nothing: it needs ptrace permission)"]
-        own: dict[str, int] = {}
-        inclusive: dict[str, int] = {}
-        total = 0
+            return "(py-spy wrote nothing: it needs ptrace permission)"
+        busy = []
         for line in self.out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            n = int(count)
             frames = [f for f in stack.split(";") if f]
             # Idle is where a thread waits (its leaf frame), not any stack under a pool worker: the sending threads
             # run under one, and leaving those out hid the provider calls.
-            if not frames or any(idle in frames[-1] for idle in IDLE_FRAMES):
-                continue
+            if frames and not any(idle in frames[-1] for idle in IDLE_FRAMES):
+                busy.append((frames, int(count)))
+        return busy
+
+    def summary(self, top: int = 12) -> list[str]:
+        busy = self.stacks()
+        if isinstance(busy, str):
+            return [busy]
+        own: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
+        total = 0
+        for frames, n in busy:
             total += n
             leaf = frames[-1]
             own[leaf] = own.get(leaf, 0) + n
