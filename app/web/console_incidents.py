@@ -417,4 +417,5 @@ def simulator_inbox(request: Request, settings: SettingsDep, clock: ClockDep, vi
             viewer=viewer,
             status_code=403,
         )
-    return render(request, "simulator.html", {**_common(clock), "active": "simulator"}, viewer=viewer)
+    context = {**_common(clock), "active": "simulator", "providers": labels.PROVIDERS}
+    return render(request, "simulator.html", context, viewer=viewer)

@@ -1,4 +1,4 @@
-"""Pages as escalation will write them (escalation does not exist yet): outbox rows with incident refs."""
+"""Pages as escalation writes them, queued straight into the outbox: rows with incident refs, for the notify tests."""
 
 from __future__ import annotations
 

@@ -70,6 +70,7 @@
   var inbox = document.getElementById("sim-inbox");
   if (inbox) {
     var api = inbox.getAttribute("data-sim");
+    var providers = JSON.parse(inbox.getAttribute("data-providers") || "{}");  // app.labels.PROVIDERS
     var phones = {};
     function phoneBox(number) {
       if (phones[number]) { return phones[number]; }
@@ -111,7 +112,7 @@
             by[number].forEach(function (m) {
               var row = document.createElement("div"); row.className = "sms";
               var meta = document.createElement("div"); meta.className = "muted";
-              var via = { aliyun: "阿里云", tencent: "腾讯云", twilio: "Twilio" }[m.provider] || m.provider || "";
+              var via = providers[m.provider] || m.provider || "";
               meta.textContent = new Date(m.created).toLocaleString("zh-CN", { hour12: false }) + " · " + via + " · " + (m.status || "");
               var body = document.createElement("div"); body.className = "body"; body.textContent = m.body;
               row.appendChild(meta); row.appendChild(body); list.appendChild(row);
