@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from app.clock import ManualClock
-from app.escalation import steps
+from app.escalation import jobs, steps
 from app.incidents import codes, timeline
 from app.incidents.models import Incident, IncidentTier
 from app.runtime.scheduler import Ticker
@@ -366,3 +366,33 @@ def test_wakes_close_together_are_gathered_into_one_run(engine: Engine, clock: M
     assert woken_runs >= 1  # the wakes were acted on
     # At most one run per gather window (plus the one in progress when the wakes began), not one per wake.
     assert woken_runs <= 0.6 / Ticker.GATHER + 1 < wakes
+
+
+def test_a_tick_that_finds_nothing_due_costs_five_statements_and_knows_the_next_timer(
+    client: TestClient, session: Session, clock: ManualClock, engine: Engine
+) -> None:
+    """Every intake's commit wakes the tick, so a run that finds nothing is the common case under a steady load:
+    its claims (tier rows, overdue reports, heartbeats, chases) and one look-up of the earliest waiting timer."""
+    staff_chain(session, clock)
+    r = client.post("/api/v1/incidents", json=fire(), headers=key_for(session, clock, "119"))
+    assert r.status_code == 201, r.text
+    assert tick(engine, clock).steps == 2
+    clock.advance(seconds=10)
+    with Session(engine) as s:
+        waiting = [t.next_step_at for t in s.exec(select(IncidentTier)).all() if t.next_step_at is not None]
+    statements: list[str] = []
+    me = threading.get_ident()
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        # The SQLite engine begins its write transactions with a BEGIN of its own: not a query of the tick's.
+        if threading.get_ident() == me and not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        result = jobs.run_tick(engine, clock=clock)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert result.steps == 0 and len(statements) == 5
+    # The next timer is the earliest tier step waiting, read back as an aware UTC time on every database.
+    assert result.next_due == min(waiting) and result.next_due.tzinfo is not None
