@@ -540,25 +540,31 @@ def lateness(url: str, streets: list[str]) -> None:
     print(f"  baseline: the bare claim query p50 {pct(claim, 0.5) * 1000:.1f} ms, p99 {pct(claim, 0.99) * 1000:.1f} ms")
 
 
+def install(url: str) -> tuple[str, list[str]]:
+    """The 360 units with the demo roster and the default response rules: the 119 agency's key and the streets."""
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with transaction(engine) as s:
+        unit_service.load_units(s, unit_service.read_units_file(unit_service.default_data_path()))
+        report = demo.install(s, clock=ManualClock(datetime.now(UTC)))
+        # Back to the default response rules (the demo shortens the windows to 60 s).
+        rules_service.replace(
+            s,
+            clock=SystemClock(),
+            actor=Principal.system("bench"),
+            document=rules_schemas.default_document().model_dump(mode="json"),
+        )
+    with Session(engine) as s:
+        streets = [u.code for u in s.exec(select(Unit).where(Unit.tier == Tier.street))]
+    engine.dispose()
+    key = next(line.split()[1] for line in report.splitlines() if line.strip().startswith("119 "))
+    return key, streets
+
+
 def main() -> None:
     url, drop = database("incidents")
     try:
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        with transaction(engine) as s:
-            unit_service.load_units(s, unit_service.read_units_file(unit_service.default_data_path()))
-            report = demo.install(s, clock=ManualClock(datetime.now(UTC)))
-            # Back to the default response rules (the demo shortens the windows to 60 s).
-            rules_service.replace(
-                s,
-                clock=SystemClock(),
-                actor=Principal.system("bench"),
-                document=rules_schemas.default_document().model_dump(mode="json"),
-            )
-        key = next(line.split()[1] for line in report.splitlines() if line.strip().startswith("119 "))
-        with Session(engine) as s:
-            streets = [u.code for u in s.exec(select(Unit).where(Unit.tier == Tier.street))]
-        engine.dispose()
+        key, streets = install(url)
         print(f"database: {make_url(url).get_backend_name()}; 360 units with the demo roster")
         intake(url, streets, key)
         lateness(url, streets)

@@ -21,25 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import demo, migrate
-from app.auth.principal import Principal
-from app.clock import ManualClock, SystemClock
-from app.db import make_engine, transaction
-from app.escalation.rules import schemas as rules_schemas
-from app.escalation.rules import service as rules_service
+from app.db import make_engine
 from app.notify.simulator import SimulatorConfig
-from app.org import units as unit_service
-from app.org.models import Tier, Unit
-from bench.bench_incidents import SECRET, SIM_SCRIPT, Profiler, backlog, body, open_loop, pages, stop
+from bench.bench_incidents import SECRET, SIM_SCRIPT, Profiler, backlog, body, install, open_loop, pages, stop
 from bench.benchlib import cpu_seconds, database, free_port, load_average, serve
 from bench.benchlib import percentile as pct
 
@@ -60,26 +52,6 @@ def hottest(profile: Profiler, top: int = TOP) -> list[str]:
             inclusive[frame] = inclusive.get(frame, 0) + n
     ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
     return [f"{total} busy samples"] + [f"{100 * n / max(1, total):5.1f} %  {frame}" for frame, n in ranked]
-
-
-def setup(url: str) -> tuple[str, list[str]]:
-    """The 360 units with the demo roster and the default response rules; the 119 agency's key and the streets."""
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    with transaction(engine) as s:
-        unit_service.load_units(s, unit_service.read_units_file(unit_service.default_data_path()))
-        report = demo.install(s, clock=ManualClock(datetime.now(UTC)))
-        rules_service.replace(
-            s,
-            clock=SystemClock(),
-            actor=Principal.system("bench"),
-            document=rules_schemas.default_document().model_dump(mode="json"),
-        )
-    with Session(engine) as s:
-        streets = [u.code for u in s.exec(select(Unit).where(Unit.tier == Tier.street))]
-    engine.dispose()
-    key = next(line.split()[1] for line in report.splitlines() if line.strip().startswith("119 "))
-    return key, streets
 
 
 def run(url: str, key: str, streets: list[str]) -> None:
@@ -151,17 +123,8 @@ def run(url: str, key: str, streets: list[str]) -> None:
         time.sleep(1)
         cpu = {p: cpu_seconds([p.pid]) - c0[p] for p in (replica, worker, sim)}
         with engine.connect() as conn:
-            sent: dict[str, int] = dict(
-                conn.execute(
-                    text(
-                        "SELECT channel, count(*) FROM outbox_message WHERE sent_at IS NOT NULL"
-                        " AND incident_id = ANY(:ids) GROUP BY channel"
-                        if engine.dialect.name == "postgresql"
-                        else "SELECT channel, count(*) FROM outbox_message WHERE sent_at IS NOT NULL GROUP BY channel"
-                    ),
-                    {"ids": list(answered)},
-                ).all()
-            )
+            rows = conn.execute(text("SELECT incident_id, channel FROM outbox_message WHERE sent_at IS NOT NULL")).all()
+        sent = Counter(channel for incident_id, channel in rows if incident_id in answered)  # not the warm-up's
         first = pages(engine, set(answered))
     finally:
         stop([replica, worker, sim])
@@ -202,7 +165,7 @@ def run(url: str, key: str, streets: list[str]) -> None:
 def main() -> None:
     url, drop = database("split")
     try:
-        key, streets = setup(url)
+        key, streets = install(url)
         run(url, key, streets)
     finally:
         drop()
